@@ -1,0 +1,1 @@
+"""Playbook flows: each reads top to bottom like its seed playbook section."""

@@ -1,0 +1,3 @@
+"""Incident remediation pipelines on Prefect."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,179 @@
+"""The `oncall` command line."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from oncall.errors import OncallError
+from oncall.settings import OncallSettings
+
+app = typer.Typer(
+    help="Incident remediation pipelines on Prefect.", no_args_is_help=True, add_completion=False
+)
+server_app = typer.Typer(help="The local Prefect server drills and small teams use.")
+incidents_app = typer.Typer(help="Incidents in the store.")
+app.add_typer(server_app, name="server")
+app.add_typer(incidents_app, name="incidents")
+
+console = Console()
+
+
+def _configured_prefect_api() -> str | None:
+    """PREFECT_API_URL from the environment or the active Prefect profile, if any."""
+    from prefect.settings import get_current_settings
+
+    url = get_current_settings().api.url
+    return str(url) if url else None
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+@app.command()
+def drill(
+    scenario: Annotated[str, typer.Argument(help="Sandbox scenario to inject.")] = "bad-deploy",
+    auto_approve: Annotated[
+        bool, typer.Option("--auto-approve", help="Approve the pause through Prefect's API.")
+    ] = False,
+    approver: Annotated[
+        str | None, typer.Option(help="Name recorded as approver with --auto-approve.")
+    ] = None,
+    approval_timeout: Annotated[
+        int, typer.Option(min=1, help="Seconds to wait for the approval before escalating.")
+    ] = 900,
+) -> None:
+    """Run a drill: fault into the sandbox, alert fires, playbook runs; exit 0 if resolved."""
+    from oncall.drill import SCENARIOS, render_summary, run_drill
+    from oncall.prefect_server import ensure_server
+
+    if scenario not in SCENARIOS:
+        raise _fail(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}", 2)
+    settings = OncallSettings()
+    configured = _configured_prefect_api()
+    with console.status("Prefect server: checking / starting (a cold start takes ~20 s)..."):
+        try:
+            server = ensure_server(settings, configured)
+        except OncallError as exc:
+            raise _fail(str(exc)) from exc
+    how = "started" if server.started else "using"
+    console.print(f"[bold]Prefect server[/] {how} at {server.ui_url}")
+    try:
+        result = run_drill(
+            settings, server, console, scenario, auto_approve, approver, approval_timeout
+        )
+    except (OncallError, TimeoutError) as exc:
+        raise _fail(f"drill aborted: {exc}") from exc
+    render_summary(result, console)
+    if server.started:
+        console.print(
+            "The Prefect server keeps running for the UI link above; stop it with "
+            "[bold]oncall server stop[/]."
+        )
+    if not result.resolved:
+        raise _fail(
+            f"incident {result.incident.id} NOT verified resolved ({result.incident.status.value})"
+        )
+    console.print(f"[bold green]Incident {result.incident.id} verified resolved.[/]")
+
+
+@app.command()
+def approve(
+    flow_run_id: Annotated[str, typer.Argument(help="The paused flow run's id.")],
+    approver: Annotated[str, typer.Option(help="Your name or handle; recorded.")],
+    reason: Annotated[str, typer.Option(help="Why; kept on the incident.")] = "",
+    reject: Annotated[bool, typer.Option("--reject", help="Reject instead of approving.")] = False,
+) -> None:
+    """Approve (or --reject) a playbook waiting for a human decision."""
+    from uuid import UUID
+
+    from oncall.clients.prefect_api import PrefectApi
+
+    api_url = _configured_prefect_api() or f"http://127.0.0.1:{OncallSettings().prefect_port}/api"
+    try:
+        PrefectApi(api_url).resume(
+            UUID(flow_run_id), {"approve": not reject, "approver": approver, "reason": reason}
+        )
+    except (OncallError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    console.print(f"{'Rejected' if reject else 'Approved'} flow run {flow_run_id} as {approver}.")
+
+
+@server_app.command("start")
+def server_start() -> None:
+    """Start the local Prefect server (state under ONCALL_HOME) in the background."""
+    from oncall.prefect_server import start_server
+
+    with console.status("Starting the Prefect server..."):
+        try:
+            server = start_server(OncallSettings())
+        except OncallError as exc:
+            raise _fail(str(exc)) from exc
+    state = "started" if server.started else "already running"
+    console.print(f"Prefect server {state}: UI {server.ui_url}, API {server.api_url}")
+
+
+@server_app.command("stop")
+def server_stop() -> None:
+    """Stop the local Prefect server started by `oncall`."""
+    from oncall.prefect_server import stop_server
+
+    stopped = stop_server(OncallSettings())
+    console.print("Prefect server stopped." if stopped else "No local Prefect server was running.")
+
+
+@server_app.command("status")
+def server_status() -> None:
+    """Say whether the local Prefect server answers."""
+    from oncall.prefect_server import is_healthy
+
+    url = _configured_prefect_api() or f"http://127.0.0.1:{OncallSettings().prefect_port}/api"
+    healthy = is_healthy(url)
+    console.print(f"{url}: {'healthy' if healthy else 'not answering'}")
+    if not healthy:
+        raise typer.Exit(1)
+
+
+@incidents_app.command("list")
+def incidents_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    limit: Annotated[int, typer.Option(min=1)] = 50,
+) -> None:
+    """List incidents, newest first."""
+    from oncall.store import IncidentStore
+
+    items = IncidentStore(OncallSettings().store_url).list(limit)
+    if as_json:
+        typer.echo(json.dumps([i.model_dump(mode="json") for i in items], indent=2))
+        return
+    table = Table("id", "severity", "alert", "service", "status", "opened (UTC)", "flow run")
+    for inc in items:
+        opened = inc.transitions[0].at.strftime("%Y-%m-%d %H:%M:%S") if inc.transitions else ""
+        table.add_row(
+            inc.id,
+            inc.severity,
+            inc.alert.name,
+            inc.alert.service,
+            inc.status.value,
+            opened,
+            inc.flow_run_id or "",
+        )
+    console.print(table)
+
+
+@incidents_app.command("show")
+def incidents_show(incident_id: str) -> None:
+    """Show one incident as JSON."""
+    from oncall.store import IncidentStore
+
+    try:
+        incident = IncidentStore(OncallSettings().store_url).get(incident_id)
+    except OncallError as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(incident.model_dump_json(indent=2))

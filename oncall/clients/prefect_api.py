@@ -1,0 +1,125 @@
+"""The Prefect API client: run labels, approvals (resume with input) and run history."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import httpx
+from prefect import get_client
+from prefect.client.orchestration import SyncPrefectClient
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterName
+from prefect.client.schemas.objects import FlowRun
+from prefect.client.schemas.responses import SetStateStatus
+from prefect.exceptions import ObjectNotFound
+from prefect.states import Running
+from pydantic import BaseModel
+
+from oncall.errors import PermanentError, TransientError
+
+
+class StepTiming(BaseModel):
+    """How long one task run of a playbook took, as Prefect recorded it."""
+
+    name: str
+    state: str
+    started: datetime | None
+    ended: datetime | None
+    seconds: float
+
+
+class PrefectApi:
+    """Talks to the Prefect server: the one given by URL, else the current settings' one."""
+
+    def __init__(self, api_url: str | None = None) -> None:
+        self.api_url = api_url
+
+    @contextmanager
+    def _client(self) -> Iterator[SyncPrefectClient]:
+        client = SyncPrefectClient(self.api_url) if self.api_url else get_client(sync_client=True)
+        try:
+            with client:
+                yield client
+        except httpx.TransportError as exc:
+            raise TransientError(f"Prefect API unreachable: {exc}") from exc
+
+    def ui_url(self, flow_run_id: UUID | str) -> str:
+        """Link to the flow run in the Prefect UI."""
+        base = self.api_url
+        if base is None:
+            with self._client() as client:
+                base = str(client.api_url)
+        return f"{base.rstrip('/').removesuffix('/api')}/runs/flow-run/{flow_run_id}"
+
+    def add_tags(self, flow_run_id: UUID, tags: list[str]) -> None:
+        """Add tags to a flow run, keeping those it has."""
+        with self._client() as client:
+            run = client.read_flow_run(flow_run_id)
+            merged = sorted(set(run.tags) | set(tags))
+            client.update_flow_run(flow_run_id, tags=merged)
+
+    def force_running(self, flow_run_id: UUID) -> None:
+        """Take a run out of an expired pause so the playbook can end it cleanly."""
+        with self._client() as client:
+            client.set_flow_run_state(flow_run_id, Running(message="approval expired"), force=True)
+
+    def find_flow_run(self, name: str) -> FlowRun | None:
+        """The newest flow run with this name, if any."""
+        with self._client() as client:
+            runs = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[name])), limit=1
+            )
+        return runs[0] if runs else None
+
+    def read_flow_run(self, flow_run_id: UUID) -> FlowRun:
+        """One flow run."""
+        with self._client() as client:
+            try:
+                return client.read_flow_run(flow_run_id)
+            except ObjectNotFound as exc:
+                raise PermanentError(f"no flow run {flow_run_id}") from exc
+
+    def wait_for_pause(self, name: str, timeout_s: float, poll_s: float = 0.25) -> FlowRun:
+        """Block until the named run is paused (waiting for a human); raise if it never is."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            run = self.find_flow_run(name)
+            if run and run.state and run.state.is_paused():
+                return run
+            if run and run.state and run.state.is_final():
+                raise PermanentError(f"flow run {name} ended ({run.state.name}) without pausing")
+            time.sleep(poll_s)
+        raise TransientError(f"flow run {name} did not pause within {timeout_s:.0f}s")
+
+    def resume(self, flow_run_id: UUID, run_input: dict[str, Any]) -> None:
+        """Resume a paused run with the approval form's input (what the UI's Resume does)."""
+        with self._client() as client:
+            run = client.read_flow_run(flow_run_id)
+            if not run.state or not run.state.is_paused():
+                state = run.state.name if run.state else "unknown"
+                raise PermanentError(f"flow run {flow_run_id} is not waiting ({state})")
+            result = client.resume_flow_run(flow_run_id, run_input=run_input)
+        if result.status != SetStateStatus.ACCEPT:
+            raise PermanentError(f"resume of {flow_run_id} refused: {result.details}")
+
+    def step_timings(self, flow_run_id: UUID) -> list[StepTiming]:
+        """Task runs of a flow run in start order, with their durations."""
+        with self._client() as client:
+            task_runs = client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+            )
+        steps = [
+            StepTiming(
+                name=tr.name,
+                state=tr.state.name if tr.state else "?",
+                started=tr.start_time,
+                ended=tr.end_time,
+                seconds=round(tr.total_run_time.total_seconds(), 2),
+            )
+            for tr in task_runs
+        ]
+        return sorted(steps, key=lambda s: (s.started is None, s.started))

@@ -1,0 +1,239 @@
+"""Drills: a fault injected into the sandbox, its alert firing, its playbook run end to end."""
+
+from __future__ import annotations
+
+import getpass
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from prefect.settings import PREFECT_API_URL, temporary_settings
+from rich.console import Console
+from rich.table import Table
+
+from flows.high_api_error_rate import high_api_error_rate
+from flows.naming import incident_run_name_for
+from oncall.alerting import ErrorRateRule, alerts_of
+from oncall.clients.metrics import ServiceMetrics
+from oncall.clients.prefect_api import PrefectApi, StepTiming
+from oncall.errors import OncallError
+from oncall.models import Alert, Incident, IncidentStatus
+from oncall.playbooks import HighApiErrorRateConfig
+from oncall.prefect_server import PrefectServer
+from oncall.sandbox import Sandbox
+from oncall.settings import OncallSettings
+from oncall.store import IncidentStore
+
+SCENARIOS = ("bad-deploy",)
+
+
+@dataclass
+class DrillResult:
+    """What a drill ended with: the incident as recorded and the run that worked it."""
+
+    incident: Incident
+    flow_run_id: str | None
+    ui_url: str | None
+    final_state: str
+    steps: list[StepTiming] = field(default_factory=list)
+
+    @property
+    def resolved(self) -> bool:
+        """True only when the playbook verified the incident resolved."""
+        return self.incident.status == IncidentStatus.RESOLVED
+
+
+class AutoApprover(threading.Thread):
+    """Approves the drill's paused run through Prefect's resume API, as a named approver."""
+
+    def __init__(self, prefect: PrefectApi, run_name: str, approver: str, timeout_s: float):
+        super().__init__(name="auto-approver", daemon=True)
+        self.prefect, self.run_name = prefect, run_name
+        self.approver, self.timeout_s = approver, timeout_s
+        self.error: Exception | None = None
+
+    def run(self) -> None:
+        try:
+            paused = self.prefect.wait_for_pause(self.run_name, self.timeout_s)
+            self.prefect.resume(
+                paused.id,
+                {"approve": True, "approver": self.approver, "reason": "drill: auto-approved"},
+            )
+        except Exception as exc:  # reported by the drill, never swallowed
+            self.error = exc
+
+
+class PauseAnnouncer(threading.Thread):
+    """Tells the operator where to approve once the run pauses."""
+
+    def __init__(self, prefect: PrefectApi, run_name: str, console: Console, timeout_s: float):
+        super().__init__(name="pause-announcer", daemon=True)
+        self.prefect, self.run_name = prefect, run_name
+        self.console, self.timeout_s = console, timeout_s
+
+    def run(self) -> None:
+        try:
+            paused = self.prefect.wait_for_pause(self.run_name, self.timeout_s)
+        except OncallError:
+            return
+        self.console.print(
+            f"\n[bold yellow]Waiting for approval.[/] Open {self.prefect.ui_url(paused.id)} , "
+            "press Resume, tick approve and give your name; or run "
+            f"[bold]oncall approve {paused.id} --approver YOUR_NAME[/]\n"
+        )
+
+
+def drill_config(sandbox: Sandbox, scale: float, approval_timeout_s: int) -> HighApiErrorRateConfig:
+    """The playbook's configuration for the sandbox, its waits compressed by ``scale``."""
+    return HighApiErrorRateConfig(
+        service_url=sandbox.service_url("gremlinsai", "gremlinsai-service"),
+        dependency_urls={
+            "weaviate": sandbox.service_url("gremlinsai", "weaviate") + "/v1/meta",
+            "ollama": sandbox.service_url("gremlinsai", "ollama") + "/api/tags",
+        },
+        approval_timeout_s=approval_timeout_s,
+        approval_poll_s=1,
+        rollout_timeout_s=max(10.0, 600 * scale),
+        verify_checks=3,
+        verify_window_s=max(0.5, 30 * scale),
+        verify_timeout_s=max(15.0, 600 * scale),
+    )
+
+
+def high_api_error_rate_rule(scale: float) -> ErrorRateRule:
+    """The seed's alert: API 5xx error rate > 5 % for 2+ minutes (time-scaled)."""
+    return ErrorRateRule(
+        name="HighApiErrorRate",
+        threshold=0.05,
+        for_s=120 * scale,
+        interval_s=max(0.3, 15 * scale),
+        labels={"severity": "critical", "service": "gremlinsai-backend", "namespace": "gremlinsai"},
+        annotations={
+            "summary": "API 5xx error rate above 5%",
+            "runbook": "GremlinsAI playbook: Critical Alert: HighApiErrorRate",
+        },
+    )
+
+
+def run_drill(
+    settings: OncallSettings,
+    server: PrefectServer,
+    console: Console,
+    scenario: str = "bad-deploy",
+    auto_approve: bool = False,
+    approver: str | None = None,
+    approval_timeout_s: int = 900,
+) -> DrillResult:
+    """Run one drill: sandbox up, fault in, alert fires, the playbook runs, result returned."""
+    if scenario not in SCENARIOS:
+        raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
+    scale = settings.sandbox_time_scale
+    prefect = PrefectApi(server.api_url)
+    with Sandbox(home=settings.home, time_scale=scale, scenario=scenario) as sandbox:
+        console.print(
+            f"[bold]Sandbox cluster[/] up at {sandbox.api_url} "
+            f"(kubeconfig {sandbox.kubeconfig_path}, 1 s = {1 / scale:.0f} s simulated)"
+        )
+        metrics = ServiceMetrics(sandbox.service_url("gremlinsai", "gremlinsai-service"))
+        baseline = metrics.error_rate(max(0.5, 15 * scale)).rate
+        console.print(f"Baseline 5xx rate of gremlinsai-service: {baseline:.2%}")
+        console.print("[bold red]Fault:[/] rolling out the bad release to gremlinsai-backend-blue")
+        sandbox.inject_fault()
+        rule = high_api_error_rate_rule(scale)
+        console.print(f"Evaluating {rule.name}: 5xx > {rule.threshold:.0%} for 2m")
+        message = rule.wait_until_firing(
+            metrics,
+            timeout_s=max(30.0, 600 * scale),
+            on_sample=lambda rate, held: console.print(
+                f"  5xx rate {rate:6.2%}"
+                + (f"  pending {held / scale:5.0f}s (sim)" if held else "")
+            ),
+        )
+        alert = alerts_of(message)[0]
+        console.print(f"[bold red]FIRING[/] {alert.name} fingerprint {alert.fingerprint}")
+        return _run_playbook(
+            settings,
+            prefect,
+            console,
+            alert,
+            drill_config(sandbox, scale, approval_timeout_s),
+            auto_approve,
+            approver or f"{getpass.getuser()} (drill auto-approve)",
+            high_api_error_rate,
+        )
+
+
+def _run_playbook(
+    settings: OncallSettings,
+    prefect: PrefectApi,
+    console: Console,
+    alert: Alert,
+    config: HighApiErrorRateConfig,
+    auto_approve: bool,
+    approver: str,
+    playbook: Any,
+) -> DrillResult:
+    run_name = incident_run_name_for(alert)
+    watcher: threading.Thread
+    if auto_approve:
+        watcher = AutoApprover(prefect, run_name, approver, config.approval_timeout_s + 60)
+    else:
+        watcher = PauseAnnouncer(prefect, run_name, console, config.approval_timeout_s + 60)
+    watcher.start()
+    with temporary_settings(updates={PREFECT_API_URL: prefect.api_url}):
+        state = playbook(alert=alert, config=config, return_state=True)
+    if isinstance(watcher, AutoApprover) and watcher.error:
+        console.print(f"[red]Auto-approval failed:[/] {watcher.error}")
+    store = IncidentStore(settings.store_url)
+    incident = store.get(Incident.id_for(alert))
+    run_id = incident.flow_run_id
+    return DrillResult(
+        incident=incident,
+        flow_run_id=run_id,
+        ui_url=prefect.ui_url(run_id) if run_id else None,
+        final_state=f"{state.name}: {state.message or ''}".strip(": "),
+        steps=prefect.step_timings(run_id) if run_id else [],  # type: ignore[arg-type]
+    )
+
+
+def render_summary(result: DrillResult, console: Console) -> None:
+    """Print what was found, what was done, how long each step took, and where to look."""
+    inc = result.incident
+    console.rule(f"[bold]{inc.title}")
+    console.print(
+        f"Incident [bold]{inc.id}[/]  severity {inc.severity}  status "
+        f"[bold {'green' if result.resolved else 'red'}]{inc.status.value}[/]"
+    )
+    console.print(f"Flow run final state: {result.final_state}")
+    timeline = Table("time (UTC)", "status", "note", title="Timeline")
+    for t in inc.transitions:
+        timeline.add_row(_clock(t.at), t.status.value, t.note)
+    console.print(timeline)
+    if inc.approvals:
+        for a in inc.approvals:
+            console.print(
+                f"Approval: [bold]{a.decision}[/] by {a.approver} at {_clock(a.at)}"
+                f" ({a.reason or 'no reason given'})"
+            )
+    for action in inc.actions:
+        mark = " (dry run)" if action.dry_run else ""
+        detail = action.detail
+        if action.kind == "rollback":
+            console.print(
+                f"Action: rollback of {action.target}{mark}: revision {detail['from_revision']} "
+                f"-> template of {detail['to_template_of']} as new revision "
+                f"{detail['new_revision']} ({', '.join(detail['images'])})"
+            )
+        else:
+            console.print(f"Action: {action.kind} {action.target}{mark}")
+    steps = Table("step", "state", "seconds", title="Steps (Prefect task runs)")
+    for step in result.steps:
+        steps.add_row(step.name, step.state, f"{step.seconds:.2f}")
+    console.print(steps)
+    if result.ui_url:
+        console.print(f"Prefect UI: {result.ui_url}")
+
+
+def _clock(at: datetime) -> str:
+    return at.strftime("%H:%M:%S.%f")[:-3]

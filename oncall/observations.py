@@ -1,0 +1,135 @@
+"""What the playbooks observe and propose: typed results of the clients and tasks."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class PodSummary(BaseModel):
+    """One pod as `kubectl get pods` shows it, plus why it is not ready."""
+
+    name: str
+    phase: str
+    ready: bool
+    restarts: int
+    images: list[str]
+    waiting_reason: str | None = None
+
+
+class DeploymentHealth(BaseModel):
+    """A deployment's rollout state and the health of its pods."""
+
+    namespace: str
+    name: str
+    revision: int
+    images: list[str]
+    replicas: int
+    ready_replicas: int
+    updated_replicas: int
+    available_replicas: int
+    rollout_complete: bool
+    rollout_failed: bool
+    pods: list[PodSummary] = Field(default_factory=list)
+
+    @property
+    def healthy(self) -> bool:
+        """All desired replicas ready and the rollout done."""
+        return self.rollout_complete and self.ready_replicas >= self.replicas
+
+
+class Revision(BaseModel):
+    """One entry of a deployment's rollout history (one ReplicaSet)."""
+
+    revision: int
+    replicaset: str
+    images: list[str]
+    created_at: datetime
+    change_cause: str = ""
+
+
+class RecentChange(BaseModel):
+    """A rollout that may explain the alert: the current revision and what it replaced."""
+
+    deployment: str
+    revision: int
+    images: list[str]
+    rolled_out_at: datetime
+    previous_revision: int | None
+    previous_images: list[str]
+    minutes_before_alert: float
+    suspicious: bool
+
+
+class RollbackPlan(BaseModel):
+    """The dry-run plan of a rollback: what `kubectl rollout undo` would change."""
+
+    namespace: str
+    deployment: str
+    current_revision: int
+    current_images: list[str]
+    target_revision: int
+    target_images: list[str]
+    target_replicaset: str
+    replicas: int
+    no_op: bool = False
+    template: dict[str, Any] = Field(default_factory=dict, exclude=True, repr=False)
+
+    def describe(self) -> str:
+        """The plan as a human reads it before approving."""
+        if self.no_op:
+            return (
+                f"No-op: revision {self.target_revision} of {self.namespace}/{self.deployment} "
+                "already has the current template."
+            )
+        return (
+            f"Roll back deployment {self.namespace}/{self.deployment} "
+            f"from revision {self.current_revision} ({', '.join(self.current_images)}) "
+            f"to the template of revision {self.target_revision} "
+            f"({', '.join(self.target_images)}, ReplicaSet {self.target_replicaset}); "
+            f"{self.replicas} replicas; the controller will record it as a new revision."
+        )
+
+
+class RollbackResult(BaseModel):
+    """What the rollback changed."""
+
+    namespace: str
+    deployment: str
+    from_revision: int
+    to_template_of: int
+    images: list[str]
+
+
+class ProbeResult(BaseModel):
+    """The outcome of one dependency probe."""
+
+    name: str
+    target: str
+    ok: bool
+    latency_ms: float
+    detail: str = ""
+
+
+class ErrorRateSample(BaseModel):
+    """5xx share of requests between two scrapes of a service's metrics."""
+
+    requests: float
+    errors: float
+    window_s: float
+
+    @property
+    def rate(self) -> float:
+        """Errors per request; 0 when there was no traffic."""
+        return self.errors / self.requests if self.requests > 0 else 0.0
+
+
+class Verification(BaseModel):
+    """The result of verifying a mitigation."""
+
+    passed: bool
+    samples: list[float]
+    threshold: float
+    detail: str = ""

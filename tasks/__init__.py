@@ -1,0 +1,1 @@
+"""The shared task library the playbook flows are composed of."""

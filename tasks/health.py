@@ -1,0 +1,32 @@
+"""Quick health check: pods and rollout state (`kubectl get pods`, `rollout status`)."""
+
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from oncall.clients.kube import KubeClient
+from oncall.observations import DeploymentHealth
+from oncall.retrying import retry_if_transient
+
+
+@task(
+    cache_policy=NO_CACHE,
+    retries=3,
+    retry_delay_seconds=[1, 2, 4],
+    retry_condition_fn=retry_if_transient,
+)
+def check_deployment_health(kube: KubeClient, namespace: str, name: str) -> DeploymentHealth:
+    """Read a deployment's rollout state and pod readiness."""
+    health = kube.health(namespace, name)
+    get_run_logger().info(
+        "%s/%s: revision %d (%s), %d/%d ready, rollout %s",
+        namespace,
+        name,
+        health.revision,
+        ", ".join(health.images),
+        health.ready_replicas,
+        health.replicas,
+        "complete" if health.rollout_complete else "in progress",
+    )
+    return health

@@ -1,0 +1,109 @@
+"""Incident bookkeeping: open, acknowledge, escalate, resolve. Every step is recorded."""
+
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from oncall.clients.notify import LogNotifier
+from oncall.clients.prefect_api import PrefectApi
+from oncall.errors import NotFoundError
+from oncall.models import Action, Alert, Approval, Incident, IncidentStatus, Severity
+from oncall.retrying import retry_if_transient
+from oncall.store import IncidentStore
+
+STORE_TASK = {
+    "cache_policy": NO_CACHE,
+    "retries": 3,
+    "retry_delay_seconds": [1, 2, 4],
+    "retry_condition_fn": retry_if_transient,
+}
+
+
+@task(**STORE_TASK)  # type: ignore[call-overload]
+def open_incident(store: IncidentStore, alert: Alert, playbook: str) -> Incident:
+    """Open the incident for this alert occurrence (or pick up the one already open)."""
+    incident_id = Incident.id_for(alert)
+    try:
+        incident = store.get(incident_id)
+    except NotFoundError:
+        incident = store.create(
+            Incident(
+                id=incident_id,
+                alert=alert,
+                severity=Severity.from_labels(alert.labels),
+                playbook=playbook,
+            )
+        )
+    run_id = flow_run.get_id()
+    if run_id and incident.flow_run_id != run_id:
+        incident = store.attach_flow_run(incident.id, run_id)
+    get_run_logger().info(
+        "Incident %s opened: %s (response target %s)",
+        incident.id,
+        incident.title,
+        incident.severity.response_target,
+    )
+    return incident
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
+def label_incident_run(prefect: PrefectApi, incident: Incident) -> None:
+    """Tag the flow run with severity and service so the UI's run list reads as incidents."""
+    run_id = flow_run.get_id()
+    if run_id:
+        prefect.add_tags(
+            run_id,  # type: ignore[arg-type]
+            [
+                f"severity:{incident.severity}",
+                f"service:{incident.alert.service}",
+                f"incident:{incident.id}",
+                f"alert:{incident.alert.name}",
+            ],
+        )
+
+
+@task(**STORE_TASK)  # type: ignore[call-overload]
+def acknowledge(store: IncidentStore, notifier: LogNotifier, incident: Incident) -> Incident:
+    """Acknowledge the alert: the playbook has picked it up (seed step 1)."""
+    incident = store.transition(incident.id, IncidentStatus.ACKNOWLEDGED, "playbook started")
+    notifier.notify(incident, f"acknowledged by playbook {incident.playbook}")
+    return incident
+
+
+@task(**STORE_TASK)  # type: ignore[call-overload]
+def record_action(store: IncidentStore, incident: Incident, action: Action) -> Incident:
+    """Write an action (done, refused, or only planned) onto the incident."""
+    return store.add_action(incident.id, action)
+
+
+@task(**STORE_TASK)  # type: ignore[call-overload]
+def escalate(
+    store: IncidentStore, notifier: LogNotifier, incident: Incident, reason: str
+) -> Incident:
+    """Hand the incident to a human: record why and tell the on-call."""
+    incident = store.transition(incident.id, IncidentStatus.ESCALATED, reason)
+    notifier.notify(incident, f"ESCALATED: {reason}")
+    get_run_logger().warning("Escalated %s: %s", incident.id, reason)
+    return incident
+
+
+@task(**STORE_TASK)  # type: ignore[call-overload]
+def mark_mitigated(store: IncidentStore, incident: Incident, note: str) -> Incident:
+    """Record that a mitigation was applied (not yet verified)."""
+    return store.transition(incident.id, IncidentStatus.MITIGATED, note)
+
+
+@task(**STORE_TASK)  # type: ignore[call-overload]
+def resolve(store: IncidentStore, notifier: LogNotifier, incident: Incident, note: str) -> Incident:
+    """Record the verified resolution and announce it."""
+    incident = store.transition(incident.id, IncidentStatus.RESOLVED, note)
+    notifier.notify(incident, f"RESOLVED: {note}")
+    return incident
+
+
+@task(**STORE_TASK)  # type: ignore[call-overload]
+def record_approval(store: IncidentStore, incident: Incident, approval: Approval) -> Incident:
+    """Write the human's decision (approver, decision, reason, time) onto the incident."""
+    return store.add_approval(incident.id, approval)
