@@ -11,7 +11,7 @@ from flows.naming import incident_run_name
 from oncall.clients import Clients
 from oncall.clients.metrics import ServiceMetrics
 from oncall.models import Action, Alert, Incident
-from oncall.observations import DeploymentHealth, ProbeResult, RecentChange, RollbackPlan
+from oncall.observations import Diagnosis, RollbackPlan
 from oncall.playbooks import HighApiErrorRateConfig
 from oncall.settings import OncallSettings
 from tasks.approval import await_approval
@@ -66,7 +66,11 @@ def high_api_error_rate(alert: Alert, config: HighApiErrorRateConfig) -> State[A
     change = find_recent_change(
         kube, config.namespace, config.deployments, alert.starts_at, config.change_window_minutes
     )
-    findings = _findings([h.result() for h in health], [p.result() for p in probes], change)
+    observed = Diagnosis(
+        health=[h.result() for h in health], probes=[p.result() for p in probes], change=change
+    )
+    findings = observed.summary()
+    incident = record_action(store, incident, observed.as_action(config.namespace))
     if change is None:
         escalate(store, notifier, incident, "no rollout correlates with the alert; " + findings)
         return Failed(name="Escalated", message="no recent deployment to roll back")
@@ -121,22 +125,6 @@ def high_api_error_rate(alert: Alert, config: HighApiErrorRateConfig) -> State[A
         return Failed(name="Escalated", message=verification.detail)
     resolve(store, notifier, incident, verification.detail)
     return Completed(name="Resolved", message=verification.detail)
-
-
-def _findings(
-    health: list[DeploymentHealth], probes: list[ProbeResult], change: RecentChange | None
-) -> str:
-    pods = "; ".join(
-        f"{h.name} rev {h.revision} {h.ready_replicas}/{h.replicas} ready" for h in health
-    )
-    deps = ", ".join(f"{p.name} {'up' if p.ok else 'DOWN'}" for p in probes)
-    suspect = (
-        f"suspect: {change.deployment} rev {change.revision} ({', '.join(change.images)}) "
-        f"rolled out {change.minutes_before_alert:.1f} min before the alert"
-        if change
-        else "no suspect rollout"
-    )
-    return f"{pods}. Dependencies: {deps}. {suspect}."
 
 
 def _planned(plan: RollbackPlan, dry_run: bool) -> Action:

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from oncall.models import Action
+
 
 class PodSummary(BaseModel):
     """One pod as `kubectl get pods` shows it, plus why it is not ready."""
@@ -133,3 +135,30 @@ class Verification(BaseModel):
     samples: list[float]
     threshold: float
     detail: str = ""
+
+
+class Diagnosis(BaseModel):
+    """Everything the investigation saw: kept on the incident as evidence."""
+
+    health: list[DeploymentHealth]
+    probes: list[ProbeResult]
+    change: RecentChange | None
+
+    def summary(self) -> str:
+        """One paragraph for the approval form and the escalation message."""
+        pods = "; ".join(
+            f"{h.name} rev {h.revision} {h.ready_replicas}/{h.replicas} ready" for h in self.health
+        )
+        deps = ", ".join(f"{p.name} {'up' if p.ok else 'DOWN'}" for p in self.probes)
+        change = self.change
+        suspect = (
+            f"suspect: {change.deployment} rev {change.revision} ({', '.join(change.images)}) "
+            f"rolled out {change.minutes_before_alert:.1f} min before the alert"
+            if change
+            else "no suspect rollout"
+        )
+        return f"{pods}. Dependencies: {deps}. {suspect}."
+
+    def as_action(self, namespace: str) -> Action:
+        """The diagnosis as an incident record entry (kind ``diagnosis``)."""
+        return Action(kind="diagnosis", target=namespace, detail=self.model_dump(mode="json"))
