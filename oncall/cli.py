@@ -62,7 +62,7 @@ def drill(
             server = ensure_server(settings, configured)
         except OncallError as exc:
             raise _fail(str(exc)) from exc
-    how = "started" if server.started else "using"
+    how = "started" if server.started else "already running"
     console.print(f"[bold]Prefect server[/] {how} at {server.ui_url}")
     try:
         result = run_drill(

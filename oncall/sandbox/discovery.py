@@ -1,0 +1,126 @@
+"""The resources the sandbox serves and the discovery documents that announce them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from oncall.sandbox.store import Obj
+
+READ = ("get", "list", "watch")
+KUBERNETES_VERSION = {
+    "major": "1",
+    "minor": "32",
+    "gitVersion": "v1.32.0-oncall-sandbox",
+    "gitCommit": "0000000000000000000000000000000000000000",
+    "gitTreeState": "clean",
+    "buildDate": "2026-01-01T00:00:00Z",
+    "goVersion": "go1.23.0",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+}
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One REST resource: where it lives, what it is called, what may be done to it."""
+
+    plural: str
+    kind: str
+    group: str
+    namespaced: bool
+    verbs: tuple[str, ...]
+    short_names: tuple[str, ...] = ()
+
+    @property
+    def group_version(self) -> str:
+        """`v1` or `apps/v1`."""
+        return f"{self.group}/v1" if self.group else "v1"
+
+
+RESOURCES = (
+    Resource("namespaces", "Namespace", "", False, READ, ("ns",)),
+    Resource("pods", "Pod", "", True, (*READ, "delete"), ("po",)),
+    Resource(
+        "services", "Service", "", True, (*READ, "create", "update", "patch", "delete"), ("svc",)
+    ),
+    Resource("endpoints", "Endpoints", "", True, READ, ("ep",)),
+    Resource("events", "Event", "", True, READ, ("ev",)),
+    Resource(
+        "deployments",
+        "Deployment",
+        "apps",
+        True,
+        (*READ, "create", "update", "patch", "delete"),
+        ("deploy",),
+    ),
+    Resource("replicasets", "ReplicaSet", "apps", True, READ, ("rs",)),
+)
+SUBRESOURCES = {("pods", "log"): ("get",), ("deployments", "status"): ("get",)}
+
+
+def find_resource(group: str, plural: str) -> Resource | None:
+    """The served resource of that group and plural name, if any."""
+    return next((r for r in RESOURCES if r.group == group and r.plural == plural), None)
+
+
+def api_versions(server_address: str) -> Obj:
+    """`GET /api`."""
+    return {
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [
+            {"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}
+        ],
+    }
+
+
+def _apps_group() -> Obj:
+    version = {"groupVersion": "apps/v1", "version": "v1"}
+    return {"name": "apps", "versions": [version], "preferredVersion": version}
+
+
+def api_group_list() -> Obj:
+    """`GET /apis`."""
+    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [_apps_group()]}
+
+
+def api_group(group: str) -> Obj | None:
+    """`GET /apis/<group>`."""
+    if group != "apps":
+        return None
+    return {"kind": "APIGroup", "apiVersion": "v1", **_apps_group()}
+
+
+def resource_list(group: str) -> Obj:
+    """`GET /api/v1` or `GET /apis/apps/v1`."""
+    entries: list[Obj] = []
+    for resource in RESOURCES:
+        if resource.group != group:
+            continue
+        entries.append(
+            {
+                "name": resource.plural,
+                "singularName": resource.kind.lower(),
+                "namespaced": resource.namespaced,
+                "kind": resource.kind,
+                "verbs": list(resource.verbs),
+                "shortNames": list(resource.short_names),
+            }
+        )
+        for (plural, sub), verbs in SUBRESOURCES.items():
+            if plural == resource.plural:
+                entries.append(
+                    {
+                        "name": f"{plural}/{sub}",
+                        "singularName": "",
+                        "namespaced": True,
+                        "kind": resource.kind if sub == "status" else "Pod",
+                        "verbs": list(verbs),
+                    }
+                )
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": f"{group}/v1" if group else "v1",
+        "resources": entries,
+    }

@@ -1,0 +1,60 @@
+"""Parsing API request paths into resource, namespace, name and subresource."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from oncall.sandbox import discovery
+from oncall.sandbox.discovery import Resource
+from oncall.sandbox.store import ApiError, Obj
+
+
+@dataclass
+class Request:
+    """One parsed API call."""
+
+    method: str
+    group: str
+    resource: Resource
+    namespace: str
+    name: str
+    subresource: str
+    query: dict[str, str]
+    accept: str
+    content_type: str
+    body: bytes
+
+
+def parse_path(path: str, host: str) -> tuple[str, list[str]] | Obj:
+    """Split off the group; answer discovery documents directly."""
+    parts = [p for p in path.split("/") if p]
+    if parts == ["api"]:
+        return discovery.api_versions(host)
+    if parts == ["version"]:
+        return discovery.KUBERNETES_VERSION
+    if parts == ["apis"]:
+        return discovery.api_group_list()
+    if parts[:2] == ["api", "v1"]:
+        return ("", parts[2:]) if parts[2:] else discovery.resource_list("")
+    if len(parts) == 2 and parts[0] == "apis":
+        group = discovery.api_group(parts[1])
+        if group is None:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        return group
+    if len(parts) >= 3 and parts[0] == "apis" and parts[2] == "v1":
+        return (parts[1], parts[3:]) if parts[3:] else discovery.resource_list(parts[1])
+    if parts in (["healthz"], ["livez"], ["readyz"]):
+        return {"status": "ok"}
+    raise ApiError(404, "NotFound", "the server could not find the requested resource")
+
+
+def route(group: str, rest: list[str]) -> tuple[Resource, str, str, str]:
+    """(resource, namespace, name, subresource) from the path after the group version."""
+    namespace = ""
+    if rest[0] == "namespaces" and len(rest) >= 3:
+        namespace, rest = rest[1], rest[2:]
+    plural, name, sub = rest[0], rest[1] if len(rest) > 1 else "", rest[2] if len(rest) > 2 else ""
+    resource = discovery.find_resource(group, plural)
+    if resource is None or len(rest) > 3 or (sub and (plural, sub) not in discovery.SUBRESOURCES):
+        raise ApiError(404, "NotFound", "the server could not find the requested resource")
+    return resource, namespace, name, sub

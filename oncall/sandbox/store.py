@@ -1,0 +1,218 @@
+"""Thread-safe object store with Kubernetes metadata semantics and a watch log."""
+
+from __future__ import annotations
+
+import copy
+import threading
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+Obj = dict[str, Any]
+
+# Resources whose spec changes bump metadata.generation (as the real API server does).
+_GENERATION_RESOURCES = {"deployments", "replicasets"}
+_WATCH_LOG_SIZE = 5000
+
+
+def now_rfc3339() -> str:
+    """Current UTC time in the RFC 3339 form the API server uses."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class ApiError(Exception):
+    """An API failure that is answered as a `Status` object."""
+
+    def __init__(self, code: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+        self.message = message
+
+    def status(self) -> Obj:
+        """The `Status` body Kubernetes returns for this failure."""
+        return {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        }
+
+
+def not_found(resource: str, name: str) -> ApiError:
+    """404 as the API server words it."""
+    return ApiError(404, "NotFound", f'{resource} "{name}" not found')
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    """One change recorded in the store's watch log."""
+
+    rv: int
+    type: str
+    resource: str
+    namespace: str
+    obj: Obj
+
+
+Key = tuple[str, str, str]
+
+
+class Store:
+    """All cluster objects, keyed by (resource, namespace, name), under one lock."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.changed = threading.Condition(self.lock)
+        self._objects: dict[Key, Obj] = {}
+        self._rv = 0
+        self._log: deque[WatchEvent] = deque(maxlen=_WATCH_LOG_SIZE)
+
+    @property
+    def resource_version(self) -> str:
+        """The current global resourceVersion."""
+        with self.lock:
+            return str(self._rv)
+
+    def _bump(self, event_type: str, resource: str, obj: Obj) -> None:
+        self._rv += 1
+        obj["metadata"]["resourceVersion"] = str(self._rv)
+        ns = obj["metadata"].get("namespace", "")
+        self._log.append(WatchEvent(self._rv, event_type, resource, ns, copy.deepcopy(obj)))
+        self.changed.notify_all()
+
+    def create(self, resource: str, namespace: str, obj: Obj) -> Obj:
+        """Store a new object, filling uid, resourceVersion, generation, creationTimestamp."""
+        with self.lock:
+            obj = copy.deepcopy(obj)
+            meta = obj.setdefault("metadata", {})
+            name = meta.get("name", "")
+            if not name:
+                raise ApiError(422, "Invalid", f"{resource}: metadata.name: Required value")
+            key = (resource, namespace, name)
+            if key in self._objects:
+                raise ApiError(409, "AlreadyExists", f'{resource} "{name}" already exists')
+            if namespace:
+                meta["namespace"] = namespace
+            meta["uid"] = str(uuid.uuid4())
+            meta["creationTimestamp"] = now_rfc3339()
+            if resource in _GENERATION_RESOURCES:
+                meta["generation"] = 1
+            meta.pop("resourceVersion", None)
+            self._objects[key] = obj
+            self._bump("ADDED", resource, obj)
+            return copy.deepcopy(obj)
+
+    def get(self, resource: str, namespace: str, name: str) -> Obj:
+        """A copy of one object, or 404."""
+        with self.lock:
+            obj = self._objects.get((resource, namespace, name))
+            if obj is None:
+                raise not_found(resource, name)
+            return copy.deepcopy(obj)
+
+    def find(self, resource: str, namespace: str, name: str) -> Obj | None:
+        """A copy of one object, or None."""
+        with self.lock:
+            obj = self._objects.get((resource, namespace, name))
+            return copy.deepcopy(obj) if obj is not None else None
+
+    def list(
+        self,
+        resource: str,
+        namespace: str | None = None,
+        where: Callable[[Obj], bool] | None = None,
+    ) -> list[Obj]:
+        """Copies of every object of a resource (optionally one namespace), sorted by name."""
+        with self.lock:
+            found = [
+                copy.deepcopy(obj)
+                for (res, ns, _), obj in self._objects.items()
+                if res == resource and (namespace is None or ns == namespace)
+            ]
+        found.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
+        return [o for o in found if where is None or where(o)]
+
+    def update(self, resource: str, namespace: str, obj: Obj, *, check_rv: bool = True) -> Obj:
+        """Replace an object; 409 on a stale resourceVersion; no-op when nothing changed."""
+        with self.lock:
+            meta = obj["metadata"]
+            key = (resource, namespace, meta["name"])
+            current = self._objects.get(key)
+            if current is None:
+                raise not_found(resource, meta["name"])
+            cur_meta = current["metadata"]
+            sent_rv = meta.get("resourceVersion")
+            if check_rv and sent_rv and sent_rv != cur_meta["resourceVersion"]:
+                raise ApiError(
+                    409,
+                    "Conflict",
+                    f'Operation cannot be fulfilled on {resource} "{meta["name"]}": the object '
+                    "has been modified; please apply your changes to the latest version and try "
+                    "again",
+                )
+            new = copy.deepcopy(obj)
+            new_meta = new["metadata"]
+            for field in ("uid", "creationTimestamp", "namespace", "name"):
+                if field in cur_meta:
+                    new_meta[field] = cur_meta[field]
+            new_meta["resourceVersion"] = cur_meta["resourceVersion"]
+            if resource in _GENERATION_RESOURCES:
+                generation = int(cur_meta.get("generation", 1))
+                if new.get("spec") != current.get("spec"):
+                    generation += 1
+                new_meta["generation"] = generation
+            if new == current:
+                return copy.deepcopy(current)
+            self._objects[key] = new
+            self._bump("MODIFIED", resource, new)
+            return copy.deepcopy(new)
+
+    def update_status(self, resource: str, namespace: str, name: str, status: Obj) -> Obj:
+        """Replace only the status of the current object (controllers never clobber spec)."""
+        with self.lock:
+            current = self._objects.get((resource, namespace, name))
+            if current is None:
+                raise not_found(resource, name)
+            if current.get("status") == status:
+                return copy.deepcopy(current)
+            current["status"] = copy.deepcopy(status)
+            self._bump("MODIFIED", resource, current)
+            return copy.deepcopy(current)
+
+    def annotate(self, resource: str, namespace: str, name: str, key: str, value: str) -> None:
+        """Set one annotation on the current object (as controllers do, without a spec write)."""
+        with self.lock:
+            current = self._objects.get((resource, namespace, name))
+            if current is None:
+                raise not_found(resource, name)
+            annotations = current["metadata"].setdefault("annotations", {})
+            if annotations.get(key) != value:
+                annotations[key] = value
+                self._bump("MODIFIED", resource, current)
+
+    def delete(self, resource: str, namespace: str, name: str) -> Obj:
+        """Remove an object and return its last state, or 404."""
+        with self.lock:
+            obj = self._objects.pop((resource, namespace, name), None)
+            if obj is None:
+                raise not_found(resource, name)
+            self._bump("DELETED", resource, obj)
+            return copy.deepcopy(obj)
+
+    def events_since(self, rv: int, resource: str) -> Iterator[WatchEvent]:
+        """Logged changes of a resource newer than `rv` (caller holds the lock)."""
+        for event in self._log:
+            if event.rv > rv and event.resource == resource:
+                yield event
+
+    def oldest_logged_rv(self) -> int:
+        """The oldest resourceVersion the watch log still covers."""
+        with self.lock:
+            return self._log[0].rv - 1 if self._log else self._rv

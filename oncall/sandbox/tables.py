@@ -1,0 +1,214 @@
+"""Server-side printing: `meta.k8s.io/v1 Table` answers, which `kubectl get` asks for."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from oncall.sandbox.store import Obj
+
+Cells = list[Any]
+
+
+def human_age(timestamp: str | None) -> str:
+    """`kubectl`'s short age format (`45s`, `3m12s`, `5h`, `2d`)."""
+    if not timestamp:
+        return "<unknown>"
+    then = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    seconds = max(int((datetime.now(UTC) - then).total_seconds()), 0)
+    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
+    if seconds < 120:
+        return f"{seconds}s"
+    if minutes < 10:
+        return f"{minutes}m{seconds % 60}s" if seconds % 60 else f"{minutes}m"
+    if hours < 3:
+        return f"{minutes}m"
+    if hours < 8:
+        return f"{hours}h{minutes % 60}m" if minutes % 60 else f"{hours}h"
+    if hours < 48:
+        return f"{hours}h"
+    return f"{days}d{hours % 24}h" if days < 8 and hours % 24 else f"{days}d"
+
+
+def _age(obj: Obj) -> str:
+    return human_age(obj["metadata"].get("creationTimestamp"))
+
+
+def _pod(obj: Obj) -> Cells:
+    statuses = obj["status"].get("containerStatuses") or []
+    ready = sum(1 for s in statuses if s.get("ready"))
+    total = len(obj["spec"].get("containers", []))
+    phase = obj["status"].get("phase", "Pending")
+    for status in statuses:
+        waiting = status.get("state", {}).get("waiting")
+        if waiting:
+            phase = waiting.get("reason", phase)
+    if not statuses and phase == "Pending" and obj["spec"].get("nodeName"):
+        phase = "ContainerCreating"
+    if obj["metadata"].get("deletionTimestamp"):
+        phase = "Terminating"
+    restarts = sum(int(s.get("restartCount", 0)) for s in statuses)
+    return [
+        obj["metadata"]["name"],
+        f"{ready}/{total}",
+        phase,
+        restarts,
+        _age(obj),
+        obj["status"].get("podIP", "<none>"),
+        obj["spec"].get("nodeName", "<none>"),
+    ]
+
+
+def _workload_wide(obj: Obj) -> Cells:
+    containers = obj["spec"]["template"]["spec"].get("containers", [])
+    selector = obj["spec"].get("selector", {}).get("matchLabels", {})
+    return [
+        ",".join(c["name"] for c in containers),
+        ",".join(c["image"] for c in containers),
+        ",".join(f"{k}={v}" for k, v in sorted(selector.items())),
+    ]
+
+
+def _deployment(obj: Obj) -> Cells:
+    status, replicas = obj.get("status", {}), obj["spec"].get("replicas", 1)
+    return [
+        obj["metadata"]["name"],
+        f"{status.get('readyReplicas', 0)}/{replicas}",
+        status.get("updatedReplicas", 0),
+        status.get("availableReplicas", 0),
+        _age(obj),
+        *_workload_wide(obj),
+    ]
+
+
+def _replicaset(obj: Obj) -> Cells:
+    status = obj.get("status", {})
+    return [
+        obj["metadata"]["name"],
+        obj["spec"].get("replicas", 0),
+        status.get("replicas", 0),
+        status.get("readyReplicas", 0),
+        _age(obj),
+        *_workload_wide(obj),
+    ]
+
+
+def _service(obj: Obj) -> Cells:
+    spec = obj["spec"]
+    ports = ",".join(f"{p['port']}/{p.get('protocol', 'TCP')}" for p in spec.get("ports", []))
+    selector = ",".join(f"{k}={v}" for k, v in sorted((spec.get("selector") or {}).items()))
+    return [
+        obj["metadata"]["name"],
+        spec.get("type", "ClusterIP"),
+        spec.get("clusterIP", ""),
+        "<none>",
+        ports or "<none>",
+        _age(obj),
+        selector or "<none>",
+    ]
+
+
+def _endpoints(obj: Obj) -> Cells:
+    addresses = [
+        f"{a['ip']}:{p['port']}"
+        for subset in obj.get("subsets") or []
+        for a in subset.get("addresses", [])
+        for p in subset.get("ports", [])
+    ]
+    shown = ",".join(addresses[:3]) + (
+        f" + {len(addresses) - 3} more..." if len(addresses) > 3 else ""
+    )
+    return [obj["metadata"]["name"], shown or "<none>", _age(obj)]
+
+
+def _event(obj: Obj) -> Cells:
+    involved = obj["involvedObject"]
+    return [
+        human_age(obj.get("lastTimestamp")),
+        obj.get("type", ""),
+        obj.get("reason", ""),
+        f"{involved['kind'].lower()}/{involved['name']}",
+        obj.get("message", ""),
+        obj["source"].get("component", ""),
+        obj.get("count", 1),
+    ]
+
+
+def _namespace(obj: Obj) -> Cells:
+    return [obj["metadata"]["name"], obj.get("status", {}).get("phase", "Active"), _age(obj)]
+
+
+def _columns(*names: str, wide: int = 0) -> list[Obj]:
+    count = len(names)
+    return [
+        {
+            "name": n,
+            "type": "integer" if n in {"Restarts", "Count"} else "string",
+            "format": "name" if n == "Name" else "",
+            "description": n,
+            "priority": 1 if i >= count - wide else 0,
+        }
+        for i, n in enumerate(names)
+    ]
+
+
+PRINTERS: dict[str, tuple[list[Obj], Callable[[Obj], Cells]]] = {
+    "pods": (_columns("Name", "Ready", "Status", "Restarts", "Age", "IP", "Node", wide=2), _pod),
+    "deployments": (
+        _columns(
+            "Name",
+            "Ready",
+            "Up-to-date",
+            "Available",
+            "Age",
+            "Containers",
+            "Images",
+            "Selector",
+            wide=3,
+        ),
+        _deployment,
+    ),
+    "replicasets": (
+        _columns(
+            "Name", "Desired", "Current", "Ready", "Age", "Containers", "Images", "Selector", wide=3
+        ),
+        _replicaset,
+    ),
+    "services": (
+        _columns("Name", "Type", "Cluster-IP", "External-IP", "Port(s)", "Age", "Selector", wide=1),
+        _service,
+    ),
+    "endpoints": (_columns("Name", "Endpoints", "Age"), _endpoints),
+    "events": (
+        _columns("Last Seen", "Type", "Reason", "Object", "Message", "Source", "Count", wide=2),
+        _event,
+    ),
+    "namespaces": (_columns("Name", "Status", "Age"), _namespace),
+}
+
+
+def as_table(plural: str, objects: list[Obj], resource_version: str, include: str) -> Obj:
+    """A Table of `objects`; `include` is the includeObject parameter."""
+    columns, cells = PRINTERS.get(
+        plural, (_columns("Name", "Age"), lambda o: [o["metadata"]["name"], _age(o)])
+    )
+    rows = []
+    for obj in objects:
+        row: Obj = {"cells": cells(obj)}
+        if include == "Object":
+            row["object"] = obj
+        elif include != "None":
+            row["object"] = {
+                "kind": "PartialObjectMetadata",
+                "apiVersion": "meta.k8s.io/v1",
+                "metadata": obj["metadata"],
+            }
+        rows.append(row)
+    return {
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": resource_version},
+        "columnDefinitions": columns,
+        "rows": rows,
+    }
