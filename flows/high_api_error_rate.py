@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow
-from prefect.states import Completed, Failed, State
+from prefect.client.schemas.objects import State
+from prefect.states import Completed, Failed
 
 from flows.naming import incident_run_name
 from oncall.clients import Clients
@@ -140,7 +141,7 @@ def _approval_text(incident: Incident, plan: RollbackPlan, findings: str) -> str
     return (
         f"### {incident.title}\n\n"
         f"**Incident** `{incident.id}` · severity {incident.severity} "
-        f"({incident.severity.title}, respond within {incident.severity.response_target})\n\n"
+        f"({incident.severity.label}, respond within {incident.severity.response_target})\n\n"
         f"**Findings:** {findings}\n\n"
         f"**Proposed (dry-run plan):** {plan.describe()}\n\n"
         "Tick *approve* and give your name to roll back; leave it unticked to reject "

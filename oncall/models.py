@@ -116,7 +116,7 @@ class Severity(enum.StrEnum):
         return _TARGETS[self][1]
 
     @property
-    def title(self) -> str:
+    def label(self) -> str:
         """The seed's name for the severity."""
         return _TITLES[self]
 

@@ -13,15 +13,16 @@ from oncall.models import Action, Alert, Approval, Incident, IncidentStatus, Sev
 from oncall.retrying import retry_if_transient
 from oncall.store import IncidentStore
 
-STORE_TASK = {
-    "cache_policy": NO_CACHE,
-    "retries": 3,
-    "retry_delay_seconds": [1, 2, 4],
-    "retry_condition_fn": retry_if_transient,
-}
+# Store writes are idempotent per call and retried while the database is unreachable.
+store_task = task(
+    cache_policy=NO_CACHE,
+    retries=3,
+    retry_delay_seconds=[1, 2, 4],
+    retry_condition_fn=retry_if_transient,
+)
 
 
-@task(**STORE_TASK)  # type: ignore[call-overload]
+@store_task
 def open_incident(store: IncidentStore, alert: Alert, playbook: str) -> Incident:
     """Open the incident for this alert occurrence (or pick up the one already open)."""
     incident_id = Incident.id_for(alert)
@@ -64,7 +65,7 @@ def label_incident_run(prefect: PrefectApi, incident: Incident) -> None:
         )
 
 
-@task(**STORE_TASK)  # type: ignore[call-overload]
+@store_task
 def acknowledge(store: IncidentStore, notifier: LogNotifier, incident: Incident) -> Incident:
     """Acknowledge the alert: the playbook has picked it up (seed step 1)."""
     incident = store.transition(incident.id, IncidentStatus.ACKNOWLEDGED, "playbook started")
@@ -72,13 +73,13 @@ def acknowledge(store: IncidentStore, notifier: LogNotifier, incident: Incident)
     return incident
 
 
-@task(**STORE_TASK)  # type: ignore[call-overload]
+@store_task
 def record_action(store: IncidentStore, incident: Incident, action: Action) -> Incident:
     """Write an action (done, refused, or only planned) onto the incident."""
     return store.add_action(incident.id, action)
 
 
-@task(**STORE_TASK)  # type: ignore[call-overload]
+@store_task
 def escalate(
     store: IncidentStore, notifier: LogNotifier, incident: Incident, reason: str
 ) -> Incident:
@@ -89,13 +90,13 @@ def escalate(
     return incident
 
 
-@task(**STORE_TASK)  # type: ignore[call-overload]
+@store_task
 def mark_mitigated(store: IncidentStore, incident: Incident, note: str) -> Incident:
     """Record that a mitigation was applied (not yet verified)."""
     return store.transition(incident.id, IncidentStatus.MITIGATED, note)
 
 
-@task(**STORE_TASK)  # type: ignore[call-overload]
+@store_task
 def resolve(store: IncidentStore, notifier: LogNotifier, incident: Incident, note: str) -> Incident:
     """Record the verified resolution and announce it."""
     incident = store.transition(incident.id, IncidentStatus.RESOLVED, note)
@@ -103,7 +104,7 @@ def resolve(store: IncidentStore, notifier: LogNotifier, incident: Incident, not
     return incident
 
 
-@task(**STORE_TASK)  # type: ignore[call-overload]
+@store_task
 def record_approval(store: IncidentStore, incident: Incident, approval: Approval) -> Incident:
     """Write the human's decision (approver, decision, reason, time) onto the incident."""
     return store.add_approval(incident.id, approval)

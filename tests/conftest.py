@@ -1,7 +1,7 @@
 """Shared fixtures: a real Prefect server, a real sandbox cluster, real PostgreSQL and Redis.
 
 Prefect reads its settings when it is first imported, so the API URL of the test server
-is put in the environment here, before any test module imports Prefect.
+is put in the environment when this file is imported, before anything imports Prefect.
 """
 
 from __future__ import annotations
@@ -25,15 +25,15 @@ def free_port() -> int:
         return port
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    port = free_port()
-    os.environ.update(
-        PREFECT_API_URL=f"http://127.0.0.1:{port}/api",
-        PREFECT_HOME=str(_PREFECT_HOME / "client"),
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        DO_NOT_TRACK="1",
-        ONCALL_TEST_PREFECT_PORT=str(port),
-    )
+# Before any conftest below this one (pytest loads those of the paths it is given early).
+_PORT = free_port()
+os.environ.update(
+    PREFECT_API_URL=f"http://127.0.0.1:{_PORT}/api",
+    PREFECT_HOME=str(_PREFECT_HOME / "client"),
+    PREFECT_SERVER_ANALYTICS_ENABLED="false",
+    DO_NOT_TRACK="1",
+    ONCALL_TEST_PREFECT_PORT=str(_PORT),
+)
 
 
 @pytest.fixture(scope="session")

@@ -76,7 +76,9 @@ def test_alertmanager_message_normalises_firing_and_resolved_alerts() -> None:
         (("alerts", 0, "startsAt"), "yesterday", "startsAt"),
     ],
 )
-def test_malformed_webhook_names_the_field(path: tuple[object, ...], value: object, field: str) -> None:
+def test_malformed_webhook_names_the_field(
+    path: tuple[object, ...], value: object, field: str
+) -> None:
     import copy
 
     body = copy.deepcopy(WEBHOOK)

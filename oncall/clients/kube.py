@@ -65,7 +65,7 @@ class KubeClient:
     def __init__(self, kubeconfig: Path, context: str | None = None) -> None:
         if not Path(kubeconfig).exists():
             raise PermanentError(f"kubeconfig {kubeconfig} does not exist")
-        self.api_client = config.new_client_from_config(
+        self.api_client = config.new_client_from_config(  # type: ignore[no-untyped-call]
             config_file=str(kubeconfig), context=context
         )
         self.api_client.configuration.retries = False

@@ -1,0 +1,61 @@
+"""Fixtures for playbook tests: a faulted sandbox, the seed's alert, a human at the pause."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from oncall.clients.kube import KubeClient
+from oncall.clients.prefect_api import PrefectApi
+from oncall.drill import drill_config, high_api_error_rate_rule
+from oncall.models import Alert, utcnow
+from oncall.playbooks import HighApiErrorRateConfig
+from oncall.sandbox import Sandbox
+
+SCALE = 0.01
+NAMESPACE = "gremlinsai"
+BLUE = "gremlinsai-backend-blue"
+
+
+@dataclass
+class FaultedCluster:
+    """A sandbox after the bad release, with clients the test inspects it through."""
+
+    sandbox: Sandbox
+    kube: KubeClient
+    config: HighApiErrorRateConfig
+    alert: Alert
+
+
+@pytest.fixture
+def faulted(oncall_home: Path, prefect_api: str) -> Iterator[FaultedCluster]:
+    """The bad-deploy scenario after its fault, and the alert Alertmanager would send."""
+    with Sandbox(home=oncall_home, time_scale=SCALE, scenario="bad-deploy") as sandbox:
+        sandbox.inject_fault()
+        message = high_api_error_rate_rule(SCALE).webhook(utcnow(), 0.27)
+        alert = Alert.from_alertmanager(message.alerts[0])
+        kube = KubeClient(sandbox.kubeconfig_path)
+        config = drill_config(sandbox, SCALE, approval_timeout_s=60)
+        yield FaultedCluster(sandbox, kube, config, alert)
+        kube.close()
+
+
+class Human(threading.Thread):
+    """Answers the approval form of one run through Prefect's resume API, as the UI does."""
+
+    def __init__(self, api_url: str, run_name: str, answer: dict[str, Any]) -> None:
+        super().__init__(daemon=True)
+        self.prefect, self.run_name, self.answer = PrefectApi(api_url), run_name, answer
+        self.error: Exception | None = None
+
+    def run(self) -> None:
+        try:
+            paused = self.prefect.wait_for_pause(self.run_name, timeout_s=60)
+            self.prefect.resume(paused.id, self.answer)
+        except Exception as exc:
+            self.error = exc
