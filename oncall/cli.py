@@ -10,6 +10,9 @@ from rich.console import Console
 from rich.table import Table
 
 from oncall.errors import OncallError
+from oncall.intake.cli import app as intake_app
+from oncall.rotation.cli import app as rotation_app
+from oncall.sandbox.cli import app as sandbox_app
 from oncall.settings import OncallSettings
 
 app = typer.Typer(
@@ -19,6 +22,9 @@ server_app = typer.Typer(help="The local Prefect server drills and small teams u
 incidents_app = typer.Typer(help="Incidents in the store.")
 app.add_typer(server_app, name="server")
 app.add_typer(incidents_app, name="incidents")
+app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(intake_app, name="intake")
+app.add_typer(rotation_app, name="rotation")
 
 console = Console()
 

@@ -46,6 +46,10 @@ class OncallSettings(BaseSettings):
         le=65535,
         description="Port of the local Prefect server `oncall` starts when none is configured.",
     )
+    routes_file: Path | None = Field(
+        default=None,
+        description="Playbook routes (YAML); default: the packaged oncall/routes.yaml.",
+    )
     sandbox_time_scale: float = Field(
         default=0.02,
         gt=0,

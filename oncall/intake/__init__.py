@@ -1,0 +1,1 @@
+"""The alert intake service: webhooks in, durable inbox, playbook runs out."""

@@ -1,0 +1,1 @@
+"""The on-call rotation: who is primary, secondary and escalation manager when."""
