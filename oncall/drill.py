@@ -18,7 +18,8 @@ from oncall.alerting import ErrorRateRule, alerts_of
 from oncall.clients.metrics import ServiceMetrics
 from oncall.clients.prefect_api import PrefectApi, StepTiming
 from oncall.errors import OncallError
-from oncall.models import Alert, Incident, IncidentStatus
+from oncall.models import Action, Alert, Incident, IncidentStatus
+from oncall.observations import ChangePlan
 from oncall.playbooks import HighApiErrorRateConfig
 from oncall.prefect_server import PrefectServer
 from oncall.sandbox import Sandbox
@@ -217,22 +218,39 @@ def render_summary(result: DrillResult, console: Console) -> None:
                 f" ({a.reason or 'no reason given'})"
             )
     for action in inc.actions:
-        mark = " (dry run)" if action.dry_run else ""
-        detail = action.detail
-        if action.kind == "rollback":
-            console.print(
-                f"Action: rollback of {action.target}{mark}: revision {detail['from_revision']} "
-                f"-> template of {detail['to_template_of']} as new revision "
-                f"{detail['new_revision']} ({', '.join(detail['images'])})"
-            )
-        else:
-            console.print(f"Action: {action.kind} {action.target}{mark}")
+        console.print(f"Action: {describe_action(action)}")
     steps = Table("step", "state", "seconds", title="Steps (Prefect task runs)")
     for step in result.steps:
         steps.add_row(step.name, step.state, f"{step.seconds:.2f}")
     console.print(steps)
     if result.ui_url:
         console.print(f"Prefect UI: {result.ui_url}")
+
+
+def describe_action(action: Action) -> str:
+    """One line for an incident action, as the summary and the CLI print it."""
+    detail = action.detail
+    if action.kind == "diagnosis":
+        down = [p["name"] for p in detail.get("probes", []) if not p["ok"]]
+        change = detail.get("change")
+        suspect = (
+            f"suspect {change['deployment']} rev {change['revision']} "
+            f"({', '.join(change['images'])})"
+            if change
+            else "no suspect rollout"
+        )
+        return f"diagnosis: dependencies down: {', '.join(down) or 'none'}; {suspect}"
+    if action.kind == "rollout":
+        state = "complete" if detail["complete"] else "NOT complete"
+        return (
+            f"rollout of {action.target}: now revision {detail['revision']} "
+            f"({', '.join(detail['images'])}), {state}"
+        )
+    if "before" in detail and "after" in detail:
+        return ChangePlan.model_validate(detail).describe() + (
+            " (planned)" if action.dry_run else " (applied)"
+        )
+    return f"{action.kind} {action.target}"
 
 
 def _clock(at: datetime) -> str:

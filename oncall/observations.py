@@ -79,6 +79,18 @@ class RollbackPlan(BaseModel):
     no_op: bool = False
     template: dict[str, Any] = Field(default_factory=dict, exclude=True, repr=False)
 
+    def as_change(self) -> ChangePlan:
+        """The rollback as a generic change plan (what the guards and the approval see)."""
+        return ChangePlan(
+            kind="rollback",
+            namespace=self.namespace,
+            target=f"deployment/{self.deployment}",
+            before={"revision": self.current_revision, "images": self.current_images},
+            after={"revision": self.target_revision, "images": self.target_images},
+            note=f"template of ReplicaSet {self.target_replicaset}; the controller records it "
+            "as a new revision",
+        )
+
     def describe(self) -> str:
         """The plan as a human reads it before approving."""
         if self.no_op:
@@ -93,16 +105,6 @@ class RollbackPlan(BaseModel):
             f"({', '.join(self.target_images)}, ReplicaSet {self.target_replicaset}); "
             f"{self.replicas} replicas; the controller will record it as a new revision."
         )
-
-
-class RollbackResult(BaseModel):
-    """What the rollback changed."""
-
-    namespace: str
-    deployment: str
-    from_revision: int
-    to_template_of: int
-    images: list[str]
 
 
 class ProbeResult(BaseModel):
@@ -162,3 +164,45 @@ class Diagnosis(BaseModel):
     def as_action(self, namespace: str) -> Action:
         """The diagnosis as an incident record entry (kind ``diagnosis``)."""
         return Action(kind="diagnosis", target=namespace, detail=self.model_dump(mode="json"))
+
+
+class ChangePlan(BaseModel):
+    """The dry-run plan of one mitigation: what would change, before and after."""
+
+    kind: str  # rollback | switch | restart | scale | set_env | fallback | config
+    namespace: str
+    target: str  # "deployment/NAME", "service/NAME", "configmap/NAME"
+    before: dict[str, Any] = Field(default_factory=dict)
+    after: dict[str, Any] = Field(default_factory=dict)
+    note: str = ""
+
+    def describe(self) -> str:
+        """One line a human can approve or reject."""
+        changes = ", ".join(
+            f"{key}: {self.before.get(key, '-')} -> {value}" for key, value in self.after.items()
+        )
+        text = f"{self.kind} {self.namespace}/{self.target}: {changes or 'no field changes'}"
+        return f"{text} ({self.note})" if self.note else text
+
+    def inverse(self) -> ChangePlan | None:
+        """The plan that puts back what this one changes (none for a restart)."""
+        if self.kind == "restart":
+            return None
+        after = self.before
+        if self.kind == "rollback":
+            # Undoing a rollback rolls forward to the revision that was current before it.
+            after = {"revision": self.before["revision"], "images": self.before["images"]}
+        return self.model_copy(
+            update={"before": self.after, "after": after, "note": f"undo of: {self.describe()}"}
+        )
+
+    def as_markdown(self) -> str:
+        """The plan as a table for the Prefect artifact and the approval form."""
+        rows = "\n".join(
+            f"| `{key}` | `{self.before.get(key, '-')}` | `{value}` |"
+            for key, value in self.after.items()
+        )
+        return (
+            f"### Dry-run plan: {self.kind} `{self.namespace}/{self.target}`\n\n"
+            f"| field | now | after |\n|---|---|---|\n{rows}\n\n{self.note}\n"
+        )

@@ -2,38 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
+from oncall.guards import GuardPolicy
 
-class HighApiErrorRateConfig(BaseModel):
-    """GremlinsAI "Critical Alert: HighApiErrorRate": targets, thresholds and guards."""
 
-    namespace: str = Field(default="gremlinsai", description="Namespace of the backend.")
-    deployments: list[str] = Field(
-        default=["gremlinsai-backend-blue", "gremlinsai-backend-green"],
-        description="Deployments behind the API whose recent rollouts are suspects.",
-    )
-    service_url: str = Field(
-        default="http://gremlinsai-service.gremlinsai:8000",
-        description="Base URL of the API service (its /health and /metrics).",
-    )
-    dependency_urls: dict[str, str] = Field(
-        default_factory=dict,
-        description="Extra HTTP health endpoints to probe (name -> URL), e.g. Weaviate, Ollama.",
-    )
-    error_rate_threshold: float = Field(
-        default=0.05, gt=0, lt=1, description="5xx share above which the API is unhealthy."
-    )
-    change_window_minutes: float = Field(
-        default=60, gt=0, description="A rollout this long before the alert is a suspect."
-    )
-    require_approval: bool = Field(default=True, description="Pause for a human before rollback.")
+class PlaybookConfig(BaseModel):
+    """What every playbook has: guards, the approval wait and the verification windows."""
+
+    namespace: str = Field(description="Namespace of the workload the playbook works on.")
+    guard: GuardPolicy = Field(default_factory=GuardPolicy, description="Limits on actions.")
     approval_timeout_s: int = Field(
-        default=900, ge=1, description="How long to wait for the approval before escalating."
+        default=900, ge=1, description="How long to wait for an approval before escalating."
     )
     approval_poll_s: int = Field(default=2, ge=1, description="How often the pause checks in.")
     rollout_timeout_s: float = Field(
-        default=300, gt=0, description="How long the rollback's rollout may take."
+        default=300, gt=0, description="How long a mitigation's rollout may take."
     )
     verify_checks: int = Field(
         default=3, ge=1, description="Consecutive healthy windows that count as resolved."
@@ -42,7 +28,36 @@ class HighApiErrorRateConfig(BaseModel):
     verify_timeout_s: float = Field(
         default=600, gt=0, description="Give up verifying (and escalate) after this long."
     )
-    allowed_namespaces: list[str] = Field(
-        default=["gremlinsai"], description="Namespaces this playbook may change."
+    dependency_urls: dict[str, str] = Field(
+        default_factory=dict,
+        description="HTTP health endpoints of dependencies to probe (name -> URL).",
     )
-    dry_run: bool = Field(default=False, description="Plan and report, change nothing.")
+
+
+class HighApiErrorRateConfig(PlaybookConfig):
+    """GremlinsAI "Critical Alert: HighApiErrorRate": targets, thresholds and guards."""
+
+    namespace: str = Field(default="gremlinsai", description="Namespace of the backend.")
+    guard: GuardPolicy = Field(
+        default_factory=lambda: GuardPolicy(allowed_namespaces=["gremlinsai"])
+    )
+    deployments: list[str] = Field(
+        default=["gremlinsai-backend-blue", "gremlinsai-backend-green"],
+        description="Deployments behind the API whose recent rollouts are suspects.",
+    )
+    service: str = Field(default="gremlinsai-service", description="The API's Service.")
+    service_url: str = Field(
+        default="http://gremlinsai-service.gremlinsai:8000",
+        description="Base URL of the API service (its /health and /metrics).",
+    )
+    error_rate_threshold: float = Field(
+        default=0.05, gt=0, lt=1, description="5xx share above which the API is unhealthy."
+    )
+    change_window_minutes: float = Field(
+        default=60, gt=0, description="A rollout this long before the alert is a suspect."
+    )
+    mitigation: Literal["rollback", "switch"] = Field(
+        default="rollback",
+        description="Seed step 7's alternatives: roll the bad deployment back, or switch the "
+        "Service to the other colour.",
+    )

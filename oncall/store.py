@@ -42,6 +42,17 @@ incidents = Table(
     Column("body", Text, nullable=False),
 )
 
+# Every destructive action the playbooks took, per service: the rate budget counts these.
+remediation_ledger = Table(
+    "remediation_ledger",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("service", String(200), nullable=False, index=True),
+    Column("kind", String(40), nullable=False),
+    Column("incident_id", String(40), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False, index=True),
+)
+
 
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets its directory created and WAL for concurrent readers."""

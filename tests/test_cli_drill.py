@@ -31,7 +31,8 @@ def test_drill_resolves_the_incident_and_records_it(prefect_api: str, tmp_path: 
     assert "FIRING HighApiErrorRate" in out
     assert "verified resolved" in out
     assert f"{prefect_api.removesuffix('/api')}/runs/flow-run/" in out
-    assert "rollback of gremlinsai/gremlinsai-backend-blue" in out
+    assert "rollback gremlinsai/deployment/gremlinsai-backend-blue" in out
+    assert "now revision 4 (ghcr.io/gremlinsai/backend:1.4.2), complete" in out
     assert "verify_error_rate" in out  # the step timings table
 
     listed = _oncall("incidents", "list", "--json", home=home)
@@ -46,9 +47,9 @@ def test_drill_resolves_the_incident_and_records_it(prefect_api: str, tmp_path: 
     ]
     assert incident["approvals"][0]["approver"] == "drill-bot"
     assert incident["approvals"][0]["decision"] == "approved"
-    rollback = next(a for a in incident["actions"] if a["kind"] == "rollback")
-    assert rollback["detail"]["images"] == ["ghcr.io/gremlinsai/backend:1.4.2"]
-    assert rollback["detail"]["new_revision"] > rollback["detail"]["from_revision"]
+    rollout = next(a for a in incident["actions"] if a["kind"] == "rollout")
+    assert rollout["detail"]["images"] == ["ghcr.io/gremlinsai/backend:1.4.2"]
+    assert rollout["detail"]["revision"] == 4
 
 
 def test_unknown_scenario_is_a_clear_error(tmp_path: Path) -> None:

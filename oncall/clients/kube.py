@@ -293,3 +293,119 @@ class KubeClient:
         items: list[dict[str, Any]] = listing.get("items", [])
         epoch = datetime.min.replace(tzinfo=UTC).isoformat()
         return sorted(items, key=lambda e: e.get("lastTimestamp") or epoch)
+
+    # --- mitigations other than rollback (kubectl's own requests) -------------------------
+
+    def restart(self, namespace: str, name: str, at: datetime) -> dict[str, Any]:
+        """`kubectl rollout restart`: stamp the pod template so every pod is replaced."""
+        patch = {
+            "spec": {
+                "template": {
+                    "metadata": {
+                        "annotations": {
+                            "kubectl.kubernetes.io/restartedAt": at.isoformat(timespec="seconds")
+                        }
+                    }
+                }
+            }
+        }
+        return self._raw(
+            f"restart {namespace}/{name}",
+            lambda: self.apps.patch_namespaced_deployment(
+                name, namespace, patch, _request_timeout=T_OUT
+            ),
+        )
+
+    def scale(self, namespace: str, name: str, replicas: int) -> dict[str, Any]:
+        """`kubectl scale`: merge-patch the deployment's scale subresource."""
+        return self._raw(
+            f"scale {namespace}/{name} to {replicas}",
+            lambda: self.apps.patch_namespaced_deployment_scale(
+                name, namespace, {"spec": {"replicas": replicas}}, _request_timeout=T_OUT
+            ),
+        )
+
+    def set_env(
+        self, namespace: str, name: str, container: str, env: dict[str, str]
+    ) -> dict[str, Any]:
+        """`kubectl set env`: strategic-merge the container's env (merged by variable name)."""
+        patch = {
+            "spec": {
+                "template": {
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": container,
+                                "env": [{"name": k, "value": v} for k, v in env.items()],
+                            }
+                        ]
+                    }
+                }
+            }
+        }
+        return self._raw(
+            f"set env on {namespace}/{name}",
+            lambda: self.apps.patch_namespaced_deployment(
+                name, namespace, patch, _request_timeout=T_OUT
+            ),
+        )
+
+    def service(self, namespace: str, name: str) -> dict[str, Any]:
+        """The Service object as JSON."""
+        return self._raw(
+            f"get service {namespace}/{name}",
+            lambda: self.core.read_namespaced_service(name, namespace, _request_timeout=T_OUT),
+        )
+
+    def patch_service_selector(
+        self, namespace: str, name: str, selector: dict[str, str]
+    ) -> dict[str, Any]:
+        """`kubectl patch service -p '{"spec":{"selector":...}}'` (blue/green switch)."""
+        return self._raw(
+            f"patch service {namespace}/{name}",
+            lambda: self.core.patch_namespaced_service(
+                name, namespace, {"spec": {"selector": selector}}, _request_timeout=T_OUT
+            ),
+        )
+
+    def endpoints(self, namespace: str, name: str) -> list[str]:
+        """Ready endpoint addresses of a Service (`kubectl get endpoints`)."""
+        obj = self._raw(
+            f"get endpoints {namespace}/{name}",
+            lambda: self.core.read_namespaced_endpoints(name, namespace, _request_timeout=T_OUT),
+        )
+        return [
+            addr["ip"]
+            for subset in obj.get("subsets") or []
+            for addr in subset.get("addresses") or []
+        ]
+
+    def config_map(self, namespace: str, name: str) -> dict[str, str]:
+        """A ConfigMap's data."""
+        obj = self._raw(
+            f"get configmap {namespace}/{name}",
+            lambda: self.core.read_namespaced_config_map(name, namespace, _request_timeout=T_OUT),
+        )
+        data: dict[str, str] = obj.get("data") or {}
+        return data
+
+    def patch_config_map(self, namespace: str, name: str, data: dict[str, str]) -> None:
+        """Merge keys into a ConfigMap's data."""
+        self._call(
+            f"patch configmap {namespace}/{name}",
+            lambda: self.core.patch_namespaced_config_map(
+                name, namespace, {"data": data}, _request_timeout=T_OUT
+            ),
+        )
+
+    def pod_objects(self, namespace: str, selector: dict[str, str]) -> list[dict[str, Any]]:
+        """Full pod objects matching a label selector (for `describe`-like diagnosis)."""
+        label_selector = ",".join(f"{k}={v}" for k, v in selector.items())
+        listing = self._raw(
+            f"list pods in {namespace}",
+            lambda: self.core.list_namespaced_pod(
+                namespace, label_selector=label_selector, _request_timeout=T_OUT
+            ),
+        )
+        items: list[dict[str, Any]] = listing.get("items", [])
+        return items

@@ -15,11 +15,12 @@ from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterName
 from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.responses import SetStateStatus
-from prefect.exceptions import ObjectNotFound
+from prefect.concurrency.sync import concurrency
+from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.states import Running
 from pydantic import BaseModel
 
-from oncall.errors import PermanentError, TransientError
+from oncall.errors import PermanentError, TransientError, UnsafeToRemediate
 
 
 class StepTiming(BaseModel):
@@ -105,6 +106,29 @@ class PrefectApi:
             result = client.resume_flow_run(flow_run_id, run_input=run_input)
         if result.status != SetStateStatus.ACCEPT:
             raise PermanentError(f"resume of {flow_run_id} refused: {result.details}")
+
+    @contextmanager
+    def exclusive(self, name: str, wait_s: float) -> Iterator[None]:
+        """Hold a global concurrency slot (limit 1) named ``name``; refuse if it stays taken.
+
+        The limit lives on the Prefect server, so it holds across workers and processes.
+        """
+        with self._client() as client:
+            try:
+                client.upsert_global_concurrency_limit_by_name(name, 1)
+            except PrefectHTTPStatusError as exc:
+                raise TransientError(f"cannot set up concurrency limit {name}: {exc}") from exc
+        slot = concurrency(name, occupy=1, timeout_seconds=wait_s, strict=True)
+        try:
+            slot.__enter__()
+        except TimeoutError as exc:
+            raise UnsafeToRemediate(
+                f"another remediation holds {name}; refusing to act concurrently"
+            ) from exc
+        try:
+            yield
+        finally:
+            slot.__exit__(None, None, None)
 
     def step_timings(self, flow_run_id: UUID) -> list[StepTiming]:
         """Task runs of a flow run in start order, with their durations."""

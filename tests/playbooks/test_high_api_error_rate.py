@@ -66,10 +66,11 @@ def test_approved_rollback_restores_the_good_image_under_a_new_revision(
         "bad release",
     )
     assert times[1] <= approval.at <= times[2]
-    rollback = next(a for a in incident.actions if a.kind == "rollback")
-    assert rollback.detail["from_revision"] == 3
-    assert rollback.detail["to_template_of"] == 2
-    assert rollback.detail["new_revision"] == 4
+    rollback = next(a for a in incident.actions if a.kind == "rollback" and not a.dry_run)
+    assert rollback.detail["before"] == {"revision": 3, "images": [BAD]}
+    assert rollback.detail["after"] == {"revision": 2, "images": [GOOD]}
+    rollout = next(a for a in incident.actions if a.kind == "rollout")
+    assert rollout.detail == {"revision": 4, "images": [GOOD], "complete": True}
     run = PrefectApi(prefect_api).read_flow_run(incident.flow_run_id)  # type: ignore[arg-type]
     assert run.name == incident_run_name_for(faulted.alert)
     assert {"severity:P1", "service:gremlinsai-backend", f"incident:{incident.id}"} <= set(run.tags)
@@ -87,7 +88,7 @@ def test_rejected_approval_changes_nothing_and_escalates(
     assert incident.status is IncidentStatus.ESCALATED
     assert incident.approvals[0].decision == "rejected"
     assert incident.approvals[0].approver == "sam"
-    assert not [a for a in incident.actions if a.kind == "rollback"]
+    assert not [a for a in incident.actions if a.kind == "rollback" and not a.dry_run]
 
 
 def test_approval_timeout_changes_nothing_and_escalates(
@@ -101,7 +102,7 @@ def test_approval_timeout_changes_nothing_and_escalates(
     assert (after.revision, after.images) == (3, [BAD])
     assert incident.status is IncidentStatus.ESCALATED
     assert incident.approvals[0].decision == "timed_out"
-    assert not [a for a in incident.actions if a.kind == "rollback"]
+    assert not [a for a in incident.actions if a.kind == "rollback" and not a.dry_run]
 
 
 def test_rollback_that_does_not_clear_the_alert_escalates(

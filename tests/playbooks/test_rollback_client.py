@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from oncall.errors import UnsafeToRemediate
-from tasks.rollback import rollback_deployment
 from tests.playbooks.conftest import BLUE, NAMESPACE, FaultedCluster
 
 GOOD, BAD, OLDEST = (
@@ -55,21 +54,3 @@ def test_a_stale_plan_is_refused(faulted: FaultedCluster) -> None:
     assert faulted.kube.health(NAMESPACE, BLUE).revision == 4
 
 
-@pytest.mark.parametrize(
-    ("approval", "allowed", "message"),
-    [
-        (None, ["gremlinsai"], "needs an approval"),
-        ({"approve": False, "approver": "sam"}, ["gremlinsai"], "needs an approval"),
-        ({"approve": True, "approver": "sam"}, ["other"], "allow-list"),
-    ],
-)
-def test_rollback_task_guards_refuse_and_change_nothing(
-    faulted: FaultedCluster, approval: dict[str, object] | None, allowed: list[str], message: str
-) -> None:
-    from oncall.approval import ApprovalDecision
-
-    plan = faulted.kube.plan_rollback(NAMESPACE, BLUE)
-    decision = ApprovalDecision.model_validate(approval) if approval else None
-    with pytest.raises(UnsafeToRemediate, match=message):
-        rollback_deployment.fn(faulted.kube, plan, decision, allowed)
-    assert faulted.kube.health(NAMESPACE, BLUE).revision == 3

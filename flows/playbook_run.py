@@ -1,0 +1,145 @@
+"""The steps every playbook shares, so each flow file reads like its seed section.
+
+A `PlaybookRun` holds the clients, the guard and the incident of one flow run; its methods
+call the task library, and each ends the run with a state the UI shows by name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect.client.schemas.objects import State
+from prefect.states import Completed, Failed
+
+from oncall.approval import ApprovalDecision
+from oncall.clients import Clients
+from oncall.errors import UnsafeToRemediate
+from oncall.guards import Guard
+from oncall.models import Action, Alert, Incident
+from oncall.observations import ChangePlan, Verification
+from oncall.playbooks import PlaybookConfig
+from oncall.settings import OncallSettings
+from tasks.approval import await_approval
+from tasks.dependencies import probe_http, probe_postgres, probe_redis
+from tasks.incident import (
+    acknowledge,
+    escalate,
+    label_incident_run,
+    mark_mitigated,
+    open_incident,
+    record_action,
+    record_approval,
+    resolve,
+)
+from tasks.mitigations import apply_plan
+
+
+class PlaybookRun:
+    """One playbook working one incident."""
+
+    def __init__(self, playbook: str, alert: Alert, config: PlaybookConfig) -> None:
+        self.playbook, self.config = playbook, config
+        self.clients = Clients(OncallSettings())
+        self.settings = self.clients.settings
+        self.store, self.kube, self.notifier = (
+            self.clients.store,
+            self.clients.kube,
+            self.clients.notifier,
+        )
+        self.guard = Guard(config.guard, self.store, self.clients.prefect)
+        self.incident: Incident = open_incident(self.store, alert, playbook)
+        label_incident_run(self.clients.prefect, self.incident)
+
+    def acknowledge(self) -> None:
+        """Seed step 1: acknowledge the alert."""
+        self.incident = acknowledge(self.store, self.notifier, self.incident)
+
+    def record(self, action: Action) -> None:
+        """Keep evidence or an action on the incident."""
+        self.incident = record_action(self.store, self.incident, action)
+
+    def probe_dependencies(self, http: dict[str, str] | None = None) -> list[Any]:
+        """Submit the dependency probes concurrently: PostgreSQL, Redis, HTTP health URLs."""
+        timeout = self.settings.probe_timeout_s
+        urls = {**self.config.dependency_urls, **(http or {})}
+        return [
+            probe_postgres.submit(self.settings.postgres_dsn, timeout),
+            probe_redis.submit(self.settings.redis_url, timeout),
+            *(probe_http.submit(name, url, timeout) for name, url in urls.items()),
+        ]
+
+    def approval(self, kind: str, text: str) -> tuple[bool, ApprovalDecision | None]:
+        """Pause for a human when the guard policy asks for one; (approved?, decision)."""
+        if kind not in self.config.guard.require_approval:
+            return True, None
+        decision, approval = await_approval(
+            self.clients.prefect, text, self.config.approval_timeout_s, self.config.approval_poll_s
+        )
+        self.incident = record_approval(self.store, self.incident, approval)
+        return bool(decision and decision.approve), decision
+
+    def approval_text(self, findings: str, plan: str) -> str:
+        """The approval form's description: incident, findings, dry-run plan."""
+        inc = self.incident
+        return (
+            f"### {inc.title}\n\n"
+            f"**Incident** `{inc.id}` · severity {inc.severity} ({inc.severity.label}, "
+            f"respond within {inc.severity.response_target})\n\n"
+            f"**Findings:** {findings}\n\n**Proposed (dry-run plan):** {plan}\n\n"
+            "Tick *approve* and give your name to go ahead; leave it unticked to reject "
+            "(the incident escalates and nothing changes)."
+        )
+
+    def mitigate(self, plan: ChangePlan, findings: str, container: str = "") -> Action | State[Any]:
+        """Approve (if required) and apply one planned mitigation; a refusal escalates."""
+        self.record(
+            Action(
+                kind=f"{plan.kind}-planned",
+                target=plan.target,
+                detail=plan.model_dump(),
+                dry_run=True,
+            )
+        )
+        approved, decision = self.approval(plan.kind, self.approval_text(findings, plan.describe()))
+        if not approved:
+            verdict = self.incident.approvals[-1].decision
+            return self.escalate(f"{plan.kind} {verdict}: nothing changed")
+        try:
+            action = apply_plan(self.kube, self.guard, self.incident, plan, decision, container)
+        except UnsafeToRemediate as exc:
+            return self.escalate(f"{plan.kind} refused by a guard: {exc}")
+        self.record(action)
+        if action.dry_run:
+            return Completed(name="DryRun", message=plan.describe())
+        self.incident = mark_mitigated(self.store, self.incident, plan.describe())
+        return action
+
+    def escalate(self, reason: str) -> State[Any]:
+        """Hand over to a human; the run ends as Escalated."""
+        self.incident = escalate(self.store, self.notifier, self.incident, reason)
+        return Failed(name="Escalated", message=reason)
+
+    def finish(self, verification: Verification, undo: ChangePlan | None = None) -> State[Any]:
+        """Resolve on a passed verification; else escalate and offer to undo the mitigation."""
+        if verification.passed:
+            self.incident = resolve(self.store, self.notifier, self.incident, verification.detail)
+            return Completed(name="Resolved", message=verification.detail)
+        state = self.escalate(f"mitigation did not clear the alert: {verification.detail}")
+        if undo is not None:
+            self.offer_undo(undo)
+        return state
+
+    def offer_undo(self, undo: ChangePlan) -> None:
+        """After a failed verification, offer (with approval) to revert our own change."""
+        text = self.approval_text(
+            "the mitigation did not clear the alert", f"UNDO: {undo.describe()}"
+        )
+        decision, approval = await_approval(
+            self.clients.prefect, text, self.config.approval_timeout_s, self.config.approval_poll_s
+        )
+        self.incident = record_approval(self.store, self.incident, approval)
+        if decision and decision.approve:
+            try:
+                self.record(apply_plan(self.kube, self.guard, self.incident, undo, decision))
+            except UnsafeToRemediate as exc:
+                self.notifier.notify(self.incident, f"undo refused by a guard: {exc}")

@@ -1,0 +1,159 @@
+"""The warm runner: executes the playbooks' flow runs inside one long-lived process.
+
+Prefect's process worker starts a new Python interpreter for every flow run (~3.4 s here,
+most of it `import prefect`). An alert cannot wait that long, so this runner imports every
+playbook once, registers their deployments (from `prefect.yaml`), polls the Prefect API
+for due runs of those deployments, claims each by proposing `Pending` (the server lets
+exactly one claimant win) and runs it on a thread with Prefect's own flow engine. A run
+paused for approval holds a thread, not a process.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import yaml
+from prefect import Flow
+from prefect.client.orchestration import SyncPrefectClient
+from prefect.client.schemas.schedules import CronSchedule
+from prefect.exceptions import Abort
+from prefect.flow_engine import run_flow
+from prefect.states import Pending
+from prefect.utilities.engine import propose_state_sync
+from pydantic import BaseModel, Field
+
+from oncall.errors import PermanentError
+
+log = logging.getLogger("oncall.runner")
+
+
+class ScheduleSpec(BaseModel):
+    """A cron schedule of a deployment, as prefect.yaml writes it."""
+
+    cron: str
+    timezone: str = "UTC"
+
+
+class DeploymentSpec(BaseModel):
+    """One deployment entry of prefect.yaml (the fields the runner uses)."""
+
+    name: str
+    entrypoint: str
+    description: str = ""
+    tags: list[str] = Field(default_factory=list)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    schedules: list[ScheduleSpec] = Field(default_factory=list)
+
+    def load_flow(self) -> Flow[..., Any]:
+        """Import the flow object named by the entrypoint (`flows/x.py:fn` or `flows.x:fn`)."""
+        path, _, attr = self.entrypoint.partition(":")
+        module_name = path.removesuffix(".py").replace("/", ".")
+        try:
+            flow = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise PermanentError(f"cannot load {self.entrypoint}: {exc}") from exc
+        if not isinstance(flow, Flow):
+            raise PermanentError(f"{self.entrypoint} is not a Prefect flow")
+        return flow
+
+
+def load_deployments(path: Path) -> list[DeploymentSpec]:
+    """The deployments section of a prefect.yaml."""
+    data = yaml.safe_load(path.read_text()) or {}
+    return [DeploymentSpec.model_validate(d) for d in data.get("deployments") or []]
+
+
+def default_prefect_yaml() -> Path:
+    """The prefect.yaml shipped at the root of the checkout."""
+    return Path(__file__).resolve().parent.parent / "prefect.yaml"
+
+
+class WarmRunner:
+    """Registers deployments and runs their due flow runs on threads of this process."""
+
+    def __init__(
+        self,
+        api_url: str,
+        specs: list[DeploymentSpec],
+        poll_s: float = 0.2,
+        max_runs: int = 200,
+    ) -> None:
+        self.api_url, self.specs, self.poll_s = api_url, specs, poll_s
+        self.pool = ThreadPoolExecutor(max_workers=max_runs, thread_name_prefix="flow-run")
+        self.flows: dict[UUID, Flow[..., Any]] = {}
+        self.names: dict[UUID, str] = {}
+        self.started_runs = 0
+        self.stop_event = threading.Event()
+
+    def register(self) -> dict[str, UUID]:
+        """Create or update every deployment on the server; return their ids by full name."""
+        ids: dict[str, UUID] = {}
+        for spec in self.specs:
+            flow = spec.load_flow()
+            deployment = flow.to_deployment(
+                name=spec.name,
+                description=spec.description or None,
+                tags=spec.tags,
+                parameters=spec.parameters,
+                schedules=[CronSchedule(cron=s.cron, timezone=s.timezone) for s in spec.schedules],
+            )
+            deployment_id: UUID = deployment.apply()  # type: ignore[assignment,union-attr]
+            self.flows[deployment_id] = flow
+            full = f"{flow.name}/{spec.name}"
+            self.names[deployment_id] = full
+            ids[full] = deployment_id
+        return ids
+
+    def poll_once(self, client: SyncPrefectClient) -> int:
+        """Claim and start every due run; return how many were started."""
+        due = client.get_scheduled_flow_runs_for_deployments(
+            list(self.flows), scheduled_before=datetime.now(UTC)
+        )
+        started = 0
+        for flow_run in due:
+            try:
+                state = propose_state_sync(client, Pending(), flow_run_id=flow_run.id)
+            except Abort:
+                continue  # another runner claimed it first
+            if not state.is_pending():
+                continue
+            flow = self.flows[flow_run.deployment_id]  # type: ignore[index]
+            self.pool.submit(self._execute, flow, flow_run.id)
+            started += 1
+        self.started_runs += started
+        return started
+
+    def _execute(self, flow: Flow[..., Any], flow_run_id: UUID) -> None:
+        with SyncPrefectClient(self.api_url) as client:
+            flow_run = client.read_flow_run(flow_run_id)
+        try:
+            run_flow(flow, flow_run=flow_run, return_type="state")
+        except BaseException:
+            log.exception("flow run %s crashed in the runner", flow_run_id)
+
+    def serve(self, on_ready: Any = None) -> None:
+        """Register, then poll until `stop_event` is set."""
+        self.register()
+        if on_ready:
+            on_ready(self)
+        with SyncPrefectClient(self.api_url) as client:
+            while not self.stop_event.is_set():
+                try:
+                    self.poll_once(client)
+                except Exception:
+                    log.exception("polling the Prefect API failed; retrying")
+                    time.sleep(1)
+                self.stop_event.wait(self.poll_s)
+
+    def stop(self, wait: bool = False) -> None:
+        """Stop polling; running flow runs finish on their threads."""
+        self.stop_event.set()
+        self.pool.shutdown(wait=wait)

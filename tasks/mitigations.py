@@ -1,0 +1,164 @@
+"""Mitigations: each one planned dry first, then applied only inside the guards."""
+
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from oncall.approval import ApprovalDecision
+from oncall.clients.kube import KubeClient
+from oncall.errors import UnsafeToRemediate
+from oncall.guards import Guard
+from oncall.models import Action, Incident, utcnow
+from oncall.observations import ChangePlan
+from oncall.retrying import retry_if_transient
+
+# Reads retry on transient errors; the apply steps do not retry on their own: a half-done
+# destructive step is re-planned by a human, not repeated blindly.
+plan_task = task(
+    cache_policy=NO_CACHE,
+    retries=3,
+    retry_delay_seconds=[1, 2, 4],
+    retry_condition_fn=retry_if_transient,
+)
+
+
+def _publish(plan: ChangePlan) -> ChangePlan:
+    create_markdown_artifact(
+        key=f"plan-{plan.kind}-{plan.target.replace('/', '-')}".lower().replace("_", "-"),
+        markdown=plan.as_markdown(),
+        description=plan.describe(),
+    )
+    get_run_logger().info("Plan: %s", plan.describe())
+    return plan
+
+
+@plan_task
+def plan_restart(kube: KubeClient, namespace: str, deployment: str) -> ChangePlan:
+    """Dry-run `kubectl rollout restart`: every pod of the deployment replaced."""
+    health = kube.health(namespace, deployment)
+    return _publish(
+        ChangePlan(
+            kind="restart",
+            namespace=namespace,
+            target=f"deployment/{deployment}",
+            before={"pods": [p.name for p in health.pods], "revision": health.revision},
+            after={"pods": f"{health.replicas} new pods", "revision": health.revision + 1},
+            note="rolling restart; the pod template is stamped with restartedAt",
+        )
+    )
+
+
+@plan_task
+def plan_scale(kube: KubeClient, namespace: str, deployment: str, replicas: int) -> ChangePlan:
+    """Dry-run `kubectl scale`: current and target replica count."""
+    health = kube.health(namespace, deployment)
+    return _publish(
+        ChangePlan(
+            kind="scale",
+            namespace=namespace,
+            target=f"deployment/{deployment}",
+            before={"replicas": health.replicas},
+            after={"replicas": replicas},
+        )
+    )
+
+
+@plan_task
+def plan_set_env(
+    kube: KubeClient, namespace: str, deployment: str, container: str, env: dict[str, str]
+) -> ChangePlan:
+    """Dry-run `kubectl set env`: each variable's current and new value."""
+    dep = kube.deployment(namespace, deployment)
+    containers = dep["spec"]["template"]["spec"]["containers"]
+    current = next((c for c in containers if c["name"] == container), containers[0])
+    values = {e["name"]: e.get("value") for e in current.get("env") or []}
+    return _publish(
+        ChangePlan(
+            kind="set_env",
+            namespace=namespace,
+            target=f"deployment/{deployment}",
+            before={f"env.{k}": values.get(k, "(unset)") for k in env},
+            after={f"env.{k}": v for k, v in env.items()},
+            note="a template change: the controller rolls out a new ReplicaSet",
+        )
+    )
+
+
+@plan_task
+def plan_service_switch(
+    kube: KubeClient, namespace: str, service: str, selector: dict[str, str]
+) -> ChangePlan:
+    """Dry-run the blue/green switch: the Service's selector before and after."""
+    current = kube.service(namespace, service)["spec"].get("selector") or {}
+    return _publish(
+        ChangePlan(
+            kind="switch",
+            namespace=namespace,
+            target=f"service/{service}",
+            before={f"selector.{k}": current.get(k, "(none)") for k in selector},
+            after={f"selector.{k}": v for k, v in selector.items()},
+            note="traffic moves to the pods the new selector matches",
+        )
+    )
+
+
+@task(cache_policy=NO_CACHE)
+def apply_plan(
+    kube: KubeClient,
+    guard: Guard,
+    incident: Incident,
+    plan: ChangePlan,
+    approval: ApprovalDecision | None,
+    container: str = "",
+) -> Action:
+    """Apply a planned mitigation if the guards allow it; dry runs change nothing."""
+    name = plan.target.split("/", 1)[1]
+    log = get_run_logger()
+    with guard.remediation(
+        service=incident.alert.service,
+        namespace=plan.namespace,
+        kind=plan.kind,
+        incident_id=incident.id,
+        approval=approval,
+    ) as act:
+        if plan.kind == "scale":
+            guard.check_replicas(int(plan.after["replicas"]))
+        if not act:
+            log.info("Dry run, nothing changed: %s", plan.describe())
+            return Action(
+                kind=plan.kind, target=plan.target, detail=plan.model_dump(), dry_run=True
+            )
+        if plan.kind == "restart":
+            kube.restart(plan.namespace, name, utcnow())
+        elif plan.kind == "scale":
+            kube.scale(plan.namespace, name, int(plan.after["replicas"]))
+        elif plan.kind in ("set_env", "fallback"):
+            env = {k.removeprefix("env."): str(v) for k, v in plan.after.items()}
+            kube.set_env(plan.namespace, name, container, env)
+        elif plan.kind == "rollback":
+            _roll_back(kube, plan, name)
+        elif plan.kind == "switch":
+            selector = {k.removeprefix("selector."): str(v) for k, v in plan.after.items()}
+            current = kube.service(plan.namespace, name)["spec"].get("selector") or {}
+            kube.patch_service_selector(plan.namespace, name, {**current, **selector})
+        else:
+            raise ValueError(f"apply_plan cannot apply a {plan.kind!r} plan")
+    log.info("Applied: %s", plan.describe())
+    return Action(
+        kind=plan.kind, target=f"{plan.namespace}/{plan.target}", detail=plan.model_dump()
+    )
+
+
+def _roll_back(kube: KubeClient, plan: ChangePlan, name: str) -> None:
+    """`kubectl rollout undo --to-revision`, refused if the cluster moved since the plan."""
+    rollback = kube.plan_rollback(plan.namespace, name, int(plan.after["revision"]))
+    if rollback.current_revision != int(plan.before["revision"]):
+        raise UnsafeToRemediate(
+            f"{plan.namespace}/{name} moved to revision {rollback.current_revision} since the "
+            f"plan was approved (planned from {plan.before['revision']})"
+        )
+    if rollback.no_op:
+        raise UnsafeToRemediate(rollback.describe())
+    kube.rollout_undo(rollback)
