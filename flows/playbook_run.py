@@ -21,8 +21,10 @@ from oncall.playbooks import PlaybookConfig
 from oncall.settings import OncallSettings
 from tasks.approval import await_approval
 from tasks.dependencies import probe_http, probe_postgres, probe_redis
+from tasks.escalation import cancel_escalations, schedule_escalations
 from tasks.incident import (
     acknowledge,
+    acknowledge_by_human,
     escalate,
     label_incident_run,
     mark_mitigated,
@@ -49,6 +51,9 @@ class PlaybookRun:
         self.guard = Guard(config.guard, self.store, self.clients.prefect)
         self.incident: Incident = open_incident(self.store, alert, playbook)
         label_incident_run(self.clients.prefect, self.incident)
+        schedule_escalations(
+            self.clients.prefect, self.incident, config.escalation, config.escalation_time_scale
+        )
 
     def acknowledge(self) -> None:
         """Seed step 1: acknowledge the alert."""
@@ -76,6 +81,10 @@ class PlaybookRun:
             self.clients.prefect, text, self.config.approval_timeout_s, self.config.approval_poll_s
         )
         self.incident = record_approval(self.store, self.incident, approval)
+        if decision is not None:
+            # A person has answered: they have the incident; the timers stop.
+            self.incident = acknowledge_by_human(self.store, self.incident, decision.approver)
+            cancel_escalations(self.clients.prefect, self.incident.id, "acknowledged")
         return bool(decision and decision.approve), decision
 
     def approval_text(self, findings: str, plan: str) -> str:
@@ -123,6 +132,7 @@ class PlaybookRun:
         """Resolve on a passed verification; else escalate and offer to undo the mitigation."""
         if verification.passed:
             self.incident = resolve(self.store, self.notifier, self.incident, verification.detail)
+            cancel_escalations(self.clients.prefect, self.incident.id, "resolved")
             return Completed(name="Resolved", message=verification.detail)
         state = self.escalate(f"mitigation did not clear the alert: {verification.detail}")
         if undo is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,6 +12,7 @@ from rich.table import Table
 
 from oncall.errors import OncallError
 from oncall.intake.cli import app as intake_app
+from oncall.intake.cli import serve
 from oncall.rotation.cli import app as rotation_app
 from oncall.sandbox.cli import app as sandbox_app
 from oncall.settings import OncallSettings
@@ -24,6 +26,7 @@ app.add_typer(server_app, name="server")
 app.add_typer(incidents_app, name="incidents")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(intake_app, name="intake")
+app.command("serve")(serve)
 app.add_typer(rotation_app, name="rotation")
 
 console = Console()
@@ -109,6 +112,62 @@ def approve(
     except (OncallError, ValueError) as exc:
         raise _fail(str(exc)) from exc
     console.print(f"{'Rejected' if reject else 'Approved'} flow run {flow_run_id} as {approver}.")
+
+
+@app.command()
+def worker(
+    prefect_yaml: Annotated[
+        Path | None, typer.Option(help="Deployments to register and run (default: shipped).")
+    ] = None,
+    poll: Annotated[float, typer.Option(min=0.05, help="Seconds between polls.")] = 0.2,
+) -> None:
+    """Run the playbooks' flow runs in this warm process (no interpreter start per run)."""
+    import signal
+
+    from oncall.prefect_server import is_healthy
+    from oncall.runner import WarmRunner, default_prefect_yaml, load_deployments
+
+    api_url = _configured_prefect_api() or f"http://127.0.0.1:{OncallSettings().prefect_port}/api"
+    if not is_healthy(api_url):
+        raise _fail(f"Prefect API {api_url} does not answer; start it with `oncall server start`")
+    specs = load_deployments(prefect_yaml or default_prefect_yaml())
+    runner = WarmRunner(api_url, specs, poll_s=poll)
+    signal.signal(signal.SIGTERM, lambda *_: runner.stop_event.set())
+
+    def ready(r: WarmRunner) -> None:
+        for name in r.names.values():
+            console.print(f"  registered {name}")
+        console.print(f"[bold green]Worker ready[/]: polling {api_url} every {poll}s")
+
+    try:
+        runner.serve(on_ready=ready)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        runner.stop()
+        console.print(f"Worker stopped after starting {runner.started_runs} run(s).")
+
+
+@app.command()
+def ack(
+    incident_id: Annotated[str, typer.Argument(help="The incident to take.")],
+    by: Annotated[str, typer.Option("--by", help="Who takes it; recorded.")],
+) -> None:
+    """Acknowledge an incident as a person: its escalation timers are cancelled."""
+    from oncall.clients.prefect_api import PrefectApi
+    from oncall.store import IncidentStore
+
+    settings = OncallSettings()
+    api_url = _configured_prefect_api() or f"http://127.0.0.1:{settings.prefect_port}/api"
+    try:
+        incident = IncidentStore(settings.store_url).acknowledge_by_human(incident_id, by)
+        cancelled = PrefectApi(api_url).cancel_scheduled(f"incident:{incident_id}", f"ack by {by}")
+    except OncallError as exc:
+        raise _fail(str(exc)) from exc
+    console.print(
+        f"{incident.id} acknowledged by {incident.acknowledged_by}; "
+        f"{cancelled} escalation timer(s) cancelled."
+    )
 
 
 @server_app.command("start")

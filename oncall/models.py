@@ -198,6 +198,9 @@ class Incident(BaseModel):
     severity: Severity
     playbook: str = ""
     flow_run_id: str | None = None
+    acknowledged_by: str | None = Field(
+        default=None, description="The human who took the incident (stops escalation timers)."
+    )
     transitions: list[Transition] = Field(default_factory=list)
     actions: list[Action] = Field(default_factory=list)
     approvals: list[Approval] = Field(default_factory=list)

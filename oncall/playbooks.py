@@ -9,6 +9,21 @@ from pydantic import BaseModel, Field
 from oncall.guards import GuardPolicy
 
 
+class EscalationStep(BaseModel):
+    """One rung of the escalation ladder: who is paged how long after the alert."""
+
+    after_minutes: float = Field(gt=0, description="Minutes after the incident opened.")
+    role: str = Field(description="Who is paged: a rotation role or an escalation contact (rotation file).")
+
+
+# GremlinsAI seed, "Escalation Timeline": 15 min secondary, 30 min manager, 1 h VP.
+SEED_LADDER = [
+    EscalationStep(after_minutes=15, role="secondary"),
+    EscalationStep(after_minutes=30, role="escalation_manager"),
+    EscalationStep(after_minutes=60, role="vp_engineering"),
+]
+
+
 class PlaybookConfig(BaseModel):
     """What every playbook has: guards, the approval wait and the verification windows."""
 
@@ -31,6 +46,13 @@ class PlaybookConfig(BaseModel):
     dependency_urls: dict[str, str] = Field(
         default_factory=dict,
         description="HTTP health endpoints of dependencies to probe (name -> URL).",
+    )
+    escalation: list[EscalationStep] = Field(
+        default_factory=lambda: list(SEED_LADDER),
+        description="Escalation timers, started when the incident opens.",
+    )
+    escalation_time_scale: float = Field(
+        default=1.0, gt=0, le=1, description="Compress the ladder's minutes (drills only)."
     )
 
 

@@ -50,6 +50,10 @@ class OncallSettings(BaseSettings):
         default=None,
         description="Playbook routes (YAML); default: the packaged oncall/routes.yaml.",
     )
+    rotation_file: Path | None = Field(
+        default=None,
+        description="On-call rotation (YAML); default: the shipped examples/rotation.yaml.",
+    )
     sandbox_time_scale: float = Field(
         default=0.02,
         gt=0,

@@ -171,6 +171,15 @@ class IncidentStore:
         """Record a human's decision."""
         return self._update(incident_id, lambda inc: inc.approvals.append(approval))
 
+    def acknowledge_by_human(self, incident_id: str, who: str) -> Incident:
+        """Record that a person has the incident; the first acknowledgement wins."""
+
+        def _ack(inc: Incident) -> None:
+            if inc.acknowledged_by is None:
+                inc.acknowledged_by = who
+
+        return self._update(incident_id, _ack)
+
     def attach_flow_run(self, incident_id: str, flow_run_id: str) -> Incident:
         """Link the incident to the Prefect flow run working it."""
 

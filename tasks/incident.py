@@ -108,3 +108,9 @@ def resolve(store: IncidentStore, notifier: LogNotifier, incident: Incident, not
 def record_approval(store: IncidentStore, incident: Incident, approval: Approval) -> Incident:
     """Write the human's decision (approver, decision, reason, time) onto the incident."""
     return store.add_approval(incident.id, approval)
+
+
+@store_task
+def acknowledge_by_human(store: IncidentStore, incident: Incident, who: str) -> Incident:
+    """Record that a person has taken the incident (escalation timers stop)."""
+    return store.acknowledge_by_human(incident.id, who)

@@ -54,3 +54,7 @@ def oncall_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "oncall-home"
     monkeypatch.setenv("ONCALL_HOME", str(home))
     return home
+
+
+# Imported after the environment above is set: it must not load Prefect's settings first.
+from tests.fakes.slack_server import fake_slack  # noqa: E402, F401  (a shared fixture)

@@ -34,5 +34,15 @@ class Clients:
         """The Prefect API of the current run."""
         return PrefectApi()
 
+    def contacts_for(self, role: str) -> list[str]:
+        """Who ``role`` means right now, per the rotation file (the role name if unknown)."""
+        from oncall.models import utcnow
+        from oncall.rotation.loader import load_rotation
+        from oncall.rotation.settings import EXAMPLE_ROTATION
+
+        rotation = load_rotation(self.settings.rotation_file or EXAMPLE_ROTATION)
+        people = rotation.contacts(role, utcnow())
+        return [f"{p.name} ({p.slack_user_id})" for p in people] or [role]
+
 
 __all__ = ["Clients", "IncidentStore", "KubeClient", "LogNotifier", "PrefectApi"]

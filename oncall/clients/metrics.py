@@ -24,24 +24,60 @@ class ServiceMetrics:
         """Release the HTTP connection pool."""
         self.http.close()
 
-    def request_counts(self) -> tuple[float, float]:
-        """Total requests and 5xx requests served so far (counter values)."""
+    def scrape(self) -> list[tuple[str, dict[str, str], float]]:
+        """Every sample of one scrape as (name, labels, value)."""
         try:
             response = self.http.get(self.url)
             response.raise_for_status()
         except httpx.HTTPError as exc:
             raise TransientError(f"scrape of {self.url} failed: {exc}") from exc
+        return [
+            (sample.name, dict(sample.labels), sample.value)
+            for family in text_string_to_metric_families(response.text)
+            for sample in family.samples
+        ]
+
+    def gauge(self, name: str) -> float | None:
+        """The sum of a gauge's series (None when the service does not export it)."""
+        values = [v for n, _, v in self.scrape() if n == name]
+        return sum(values) if values else None
+
+    def _buckets(self, name: str) -> dict[float, float]:
+        buckets: dict[float, float] = {}
+        for sample_name, labels, value in self.scrape():
+            if sample_name == f"{name}_bucket":
+                le = float(labels["le"])
+                buckets[le] = buckets.get(le, 0.0) + value
+        return buckets
+
+    def latency_quantile(self, name: str, quantile: float, window_s: float) -> float | None:
+        """`histogram_quantile(q, increase(name_bucket[window]))`, as Prometheus computes it."""
+        before = self._buckets(name)
+        time.sleep(window_s)
+        after = self._buckets(name)
+        increase = sorted((le, after[le] - before.get(le, 0.0)) for le in after)
+        if not increase or increase[-1][1] <= 0:
+            return None
+        rank = quantile * increase[-1][1]
+        lower_le, lower_count = 0.0, 0.0
+        for le, count in increase:
+            if count >= rank:
+                if le == float("inf"):
+                    return lower_le  # Prometheus answers the highest finite bound
+                span = count - lower_count
+                return lower_le + (le - lower_le) * ((rank - lower_count) / span if span else 1)
+            lower_le, lower_count = le, count
+        return lower_le
+
+    def request_counts(self) -> tuple[float, float]:
+        """Total requests and 5xx requests served so far (counter values)."""
         total = errors = 0.0
-        for family in text_string_to_metric_families(response.text):
-            # The parser names a counter family without its `_total` suffix.
-            if family.name not in (REQUESTS_METRIC, REQUESTS_METRIC.removesuffix("_total")):
+        for name, labels, value in self.scrape():
+            if name != REQUESTS_METRIC:
                 continue
-            for sample in family.samples:
-                if not sample.name.endswith("_total"):
-                    continue
-                total += sample.value
-                if sample.labels.get("code", "").startswith("5"):
-                    errors += sample.value
+            total += value
+            if labels.get("code", "").startswith("5"):
+                errors += value
         return total, errors
 
     def error_rate(self, window_s: float) -> ErrorRateSample:

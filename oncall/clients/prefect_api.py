@@ -12,12 +12,19 @@ from uuid import UUID
 import httpx
 from prefect import get_client
 from prefect.client.orchestration import SyncPrefectClient
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterName
-from prefect.client.schemas.objects import FlowRun
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterId,
+    FlowRunFilterName,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+    FlowRunFilterTags,
+)
+from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.client.schemas.responses import SetStateStatus
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
-from prefect.states import Running
+from prefect.states import Cancelled, Running, Scheduled
 from pydantic import BaseModel
 
 from oncall.errors import PermanentError, TransientError, UnsafeToRemediate
@@ -129,6 +136,48 @@ class PrefectApi:
             yield
         finally:
             slot.__exit__(None, None, None)
+
+    def schedule_run(
+        self,
+        deployment: str,
+        parameters: dict[str, Any],
+        at: datetime,
+        idempotency_key: str,
+        tags: list[str],
+    ) -> FlowRun | None:
+        """Create a run of a deployment due at ``at`` (None if the deployment is missing).
+
+        The same idempotency key returns the same run, so a re-run flow schedules nothing twice.
+        """
+        with self._client() as client:
+            try:
+                dep = client.read_deployment_by_name(deployment)
+            except ObjectNotFound:
+                return None
+            return client.create_flow_run_from_deployment(
+                dep.id,
+                parameters=parameters,
+                state=Scheduled(scheduled_time=at),
+                idempotency_key=idempotency_key,
+                tags=tags,
+            )
+
+    def cancel_scheduled(self, tag: str, reason: str) -> int:
+        """Cancel every not-yet-started run carrying ``tag``; return how many."""
+        with self._client() as client:
+            runs = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    tags=FlowRunFilterTags(all_=[tag]),
+                    state=FlowRunFilterState(
+                        type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])
+                    ),
+                )
+            )
+            cancelled = 0
+            for run in runs:
+                result: Any = client.set_flow_run_state(run.id, Cancelled(message=reason))
+                cancelled += result.status == SetStateStatus.ACCEPT
+        return cancelled
 
     def step_timings(self, flow_run_id: UUID) -> list[StepTiming]:
         """Task runs of a flow run in start order, with their durations."""
