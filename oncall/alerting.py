@@ -31,39 +31,44 @@ def label_fingerprint(labels: dict[str, str]) -> str:
 
 
 @dataclass
-class ErrorRateRule:
-    """`5xx share > threshold for for_s seconds`, evaluated every ``interval_s`` seconds."""
+class Rule:
+    """`measure() <fires> threshold for for_s seconds`, evaluated every ``interval_s`` seconds.
+
+    ``measure`` takes its own sample window (a scrape pair, a probe); None means no data.
+    """
 
     name: str
-    threshold: float
+    fires: Callable[[float], bool]
     for_s: float
     interval_s: float
+    measure: Callable[[], float | None] | None = None
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
 
     def wait_until_firing(
-        self,
-        metrics: ServiceMetrics,
-        timeout_s: float,
-        on_sample: Callable[[float, float], None] | None = None,
+        self, timeout_s: float, on_sample: Callable[[float | None, float], None] | None = None
     ) -> AlertmanagerWebhook:
         """Evaluate until the condition has held for ``for_s``; return the webhook message."""
+        if self.measure is None:
+            raise ValueError(f"rule {self.name} has nothing to measure")
         deadline = time.monotonic() + timeout_s
         pending_since: float | None = None
         active_at: datetime | None = None
         while time.monotonic() < deadline:
-            rate = metrics.error_rate(self.interval_s).rate
+            started = time.monotonic()
+            value = self.measure()
             now = time.monotonic()
-            if rate > self.threshold:
+            if value is not None and self.fires(value):
                 if pending_since is None:
                     pending_since, active_at = now, datetime.now(UTC)
             else:
                 pending_since = active_at = None
             held = now - pending_since if pending_since is not None else 0.0
             if on_sample:
-                on_sample(rate, held)
+                on_sample(value, held)
             if pending_since is not None and active_at and held >= self.for_s:
-                return self.webhook(active_at, rate)
+                return self.webhook(active_at, value or 0.0)
+            time.sleep(max(0.0, self.interval_s - (time.monotonic() - started)))
         raise TimeoutError(f"{self.name} did not fire within {timeout_s:.0f}s")
 
     def webhook(self, starts_at: datetime, value: float) -> AlertmanagerWebhook:
@@ -93,6 +98,27 @@ class ErrorRateRule:
             ],
         }
         return AlertmanagerWebhook.model_validate(raw)
+
+
+def ErrorRateRule(
+    name: str,
+    threshold: float,
+    for_s: float,
+    interval_s: float,
+    labels: dict[str, str] | None = None,
+    annotations: dict[str, str] | None = None,
+    metrics: ServiceMetrics | None = None,
+) -> Rule:
+    """`5xx share > threshold for for_s`, measured from two scrapes of ``metrics``."""
+    return Rule(
+        name=name,
+        fires=lambda value: value > threshold,
+        for_s=for_s,
+        interval_s=interval_s,
+        measure=(lambda: metrics.error_rate(interval_s).rate) if metrics else None,
+        labels=labels or {},
+        annotations=annotations or {},
+    )
 
 
 def alerts_of(message: AlertmanagerWebhook) -> list[Alert]:

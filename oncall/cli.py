@@ -13,6 +13,7 @@ from rich.table import Table
 from oncall.errors import OncallError
 from oncall.intake.cli import app as intake_app
 from oncall.intake.cli import serve
+from oncall.postmortem.cli import postmortem
 from oncall.rotation.cli import app as rotation_app
 from oncall.sandbox.cli import app as sandbox_app
 from oncall.settings import OncallSettings
@@ -28,6 +29,7 @@ app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(intake_app, name="intake")
 app.command("serve")(serve)
 app.add_typer(rotation_app, name="rotation")
+app.command("postmortem")(postmortem)
 
 console = Console()
 
@@ -59,8 +61,9 @@ def drill(
     ] = 900,
 ) -> None:
     """Run a drill: fault into the sandbox, alert fires, playbook runs; exit 0 if resolved."""
-    from oncall.drill import SCENARIOS, render_summary, run_drill
+    from oncall.drill import render_summary, run_drill
     from oncall.prefect_server import ensure_server
+    from oncall.sandbox import SCENARIOS
 
     if scenario not in SCENARIOS:
         raise _fail(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}", 2)

@@ -12,21 +12,18 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from rich.console import Console
 from rich.table import Table
 
-from flows.high_api_error_rate import high_api_error_rate
 from flows.naming import incident_run_name_for
-from oncall.alerting import ErrorRateRule, alerts_of
-from oncall.clients.metrics import ServiceMetrics
+from oncall.alerting import ErrorRateRule, Rule, alerts_of
 from oncall.clients.prefect_api import PrefectApi, StepTiming
+from oncall.drill_catalog import plan_drill
 from oncall.errors import OncallError
 from oncall.models import Action, Alert, Incident, IncidentStatus
 from oncall.observations import ChangePlan
-from oncall.playbooks import HighApiErrorRateConfig
+from oncall.playbooks import HighApiErrorRateConfig, PlaybookConfig
 from oncall.prefect_server import PrefectServer
-from oncall.sandbox import Sandbox
+from oncall.sandbox import SCENARIOS, Sandbox
 from oncall.settings import OncallSettings
 from oncall.store import IncidentStore
-
-SCENARIOS = ("bad-deploy",)
 
 
 @dataclass
@@ -86,23 +83,13 @@ class PauseAnnouncer(threading.Thread):
 
 
 def drill_config(sandbox: Sandbox, scale: float, approval_timeout_s: int) -> HighApiErrorRateConfig:
-    """The playbook's configuration for the sandbox, its waits compressed by ``scale``."""
-    return HighApiErrorRateConfig(
-        service_url=sandbox.service_url("gremlinsai", "gremlinsai-service"),
-        dependency_urls={
-            "weaviate": sandbox.service_url("gremlinsai", "weaviate") + "/v1/meta",
-            "ollama": sandbox.service_url("gremlinsai", "ollama") + "/api/tags",
-        },
-        approval_timeout_s=approval_timeout_s,
-        approval_poll_s=1,
-        rollout_timeout_s=max(10.0, 600 * scale),
-        verify_checks=3,
-        verify_window_s=max(0.5, 30 * scale),
-        verify_timeout_s=max(15.0, 600 * scale),
-    )
+    """The HighApiErrorRate playbook's configuration for the sandbox, time-compressed."""
+    config = plan_drill("bad-deploy", sandbox, scale, approval_timeout_s).config
+    assert isinstance(config, HighApiErrorRateConfig)
+    return config
 
 
-def high_api_error_rate_rule(scale: float) -> ErrorRateRule:
+def high_api_error_rate_rule(scale: float) -> Rule:
     """The seed's alert: API 5xx error rate > 5 % for 2+ minutes (time-scaled)."""
     return ErrorRateRule(
         name="HighApiErrorRate",
@@ -136,18 +123,19 @@ def run_drill(
             f"[bold]Sandbox cluster[/] up at {sandbox.api_url} "
             f"(kubeconfig {sandbox.kubeconfig_path}, 1 s = {1 / scale:.0f} s simulated)"
         )
-        metrics = ServiceMetrics(sandbox.service_url("gremlinsai", "gremlinsai-service"))
-        baseline = metrics.error_rate(max(0.5, 15 * scale)).rate
-        console.print(f"Baseline 5xx rate of gremlinsai-service: {baseline:.2%}")
-        console.print("[bold red]Fault:[/] rolling out the bad release to gremlinsai-backend-blue")
+        drill = plan_drill(scenario, sandbox, scale, approval_timeout_s)
+        spec = drill.scenario
+        console.print(f"Seed: {spec.seed_section}")
+        console.print(f"[bold red]Fault:[/] {spec.fault}")
         sandbox.inject_fault()
-        rule = high_api_error_rate_rule(scale)
-        console.print(f"Evaluating {rule.name}: 5xx > {rule.threshold:.0%} for 2m")
+        rule = drill.rule
+        console.print(
+            f"Evaluating {rule.name}: {spec.alert.expr} for {spec.alert.for_seconds:.0f}s"
+        )
         message = rule.wait_until_firing(
-            metrics,
-            timeout_s=max(30.0, 600 * scale),
-            on_sample=lambda rate, held: console.print(
-                f"  5xx rate {rate:6.2%}"
+            timeout_s=max(60.0, 1200 * scale),
+            on_sample=lambda value, held: console.print(
+                f"  {spec.alert.metric} = {'n/a' if value is None else f'{value:.4g}'}"
                 + (f"  pending {held / scale:5.0f}s (sim)" if held else "")
             ),
         )
@@ -158,10 +146,10 @@ def run_drill(
             prefect,
             console,
             alert,
-            drill_config(sandbox, scale, approval_timeout_s),
+            drill.config,
             auto_approve,
             approver or f"{getpass.getuser()} (drill auto-approve)",
-            high_api_error_rate,
+            drill.playbook,
         )
 
 
@@ -170,7 +158,7 @@ def _run_playbook(
     prefect: PrefectApi,
     console: Console,
     alert: Alert,
-    config: HighApiErrorRateConfig,
+    config: PlaybookConfig,
     auto_approve: bool,
     approver: str,
     playbook: Any,
@@ -230,6 +218,8 @@ def render_summary(result: DrillResult, console: Console) -> None:
 def describe_action(action: Action) -> str:
     """One line for an incident action, as the summary and the CLI print it."""
     detail = action.detail
+    if action.kind == "diagnosis" and "findings" in detail:
+        return f"diagnosis: {detail['findings']}"
     if action.kind == "diagnosis":
         down = [p["name"] for p in detail.get("probes", []) if not p["ok"]]
         change = detail.get("change")

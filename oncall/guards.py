@@ -37,6 +37,7 @@ class GuardPolicy(BaseModel):
             "set_env": 2,
             "fallback": 2,
             "config": 2,
+            "warm_cache": 3,
         },
         description="Actions of each kind allowed per service per hour; then escalate.",
     )

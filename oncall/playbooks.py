@@ -13,7 +13,9 @@ class EscalationStep(BaseModel):
     """One rung of the escalation ladder: who is paged how long after the alert."""
 
     after_minutes: float = Field(gt=0, description="Minutes after the incident opened.")
-    role: str = Field(description="Who is paged: a rotation role or an escalation contact (rotation file).")
+    role: str = Field(
+        description="Who is paged: a rotation role or an escalation contact (rotation file)."
+    )
 
 
 # GremlinsAI seed, "Escalation Timeline": 15 min secondary, 30 min manager, 1 h VP.
@@ -83,3 +85,112 @@ class HighApiErrorRateConfig(PlaybookConfig):
         description="Seed step 7's alternatives: roll the bad deployment back, or switch the "
         "Service to the other colour.",
     )
+
+
+def _guard(namespace: str, **extra: object) -> GuardPolicy:
+    return GuardPolicy.model_validate({"allowed_namespaces": [namespace], **extra})
+
+
+class HighLLMLatencyConfig(PlaybookConfig):
+    """GremlinsAI "Critical Alert: HighLLMLatency" (LLM p99 > 10 s for 3+ minutes)."""
+
+    namespace: str = "gremlinsai"
+    guard: GuardPolicy = Field(default_factory=lambda: _guard("gremlinsai"))
+    ollama_deployment: str = Field(default="ollama", description="The LLM server deployment.")
+    ollama_selector: dict[str, str] = Field(default_factory=lambda: {"app": "ollama"})
+    ollama_url: str = Field(default="http://ollama.gremlinsai:11434", description="Ollama API.")
+    service_url: str = Field(
+        default="http://gremlinsai-service.gremlinsai:8000",
+        description="The API service whose metrics carry the LLM latency histogram.",
+    )
+    latency_histogram: str = "llm_request_duration_seconds"
+    quantile: float = Field(default=0.99, gt=0, lt=1)
+    threshold_s: float = Field(default=10.0, gt=0, description="Alert threshold (seconds).")
+    scale_to: int = Field(default=2, ge=1, description="Ollama replicas when scaling up.")
+    backend_deployments: list[str] = Field(
+        default=["gremlinsai-backend-blue", "gremlinsai-backend-green"]
+    )
+    backend_container: str = "backend"
+    fallback_env: dict[str, str] = Field(
+        default_factory=lambda: {"LLM_PROVIDER": "fallback"},
+        description="Env that switches the backend to the fallback LLM provider.",
+    )
+
+
+class WeaviateDownConfig(PlaybookConfig):
+    """GremlinsAI "Critical Alert: WeaviateDown" (Weaviate unreachable for 1+ minute)."""
+
+    namespace: str = "gremlinsai"
+    guard: GuardPolicy = Field(default_factory=lambda: _guard("gremlinsai"))
+    deployment: str = "weaviate"
+    service: str = "weaviate"
+    selector: dict[str, str] = Field(default_factory=lambda: {"app": "weaviate"})
+    meta_url: str = Field(default="http://weaviate.gremlinsai:8080/v1/meta")
+    pvc: str = Field(default="weaviate-data", description="Weaviate's data volume claim.")
+
+
+class CronosConfig(PlaybookConfig):
+    """What every CRONOS AI playbook works on: the cronos-ai deployment and service."""
+
+    namespace: str = "cronos-ai"
+    guard: GuardPolicy = Field(default_factory=lambda: _guard("cronos-ai"))
+    deployment: str = "cronos-ai"
+    container: str = "cronos-ai"
+    service: str = "cronos-ai"
+    selector: dict[str, str] = Field(default_factory=lambda: {"app": "cronos-ai"})
+    service_url: str = Field(default="http://cronos-ai.cronos-ai:8080")
+    error_rate_threshold: float = Field(default=0.05, gt=0, lt=1)
+    latency_histogram: str = "http_request_duration_seconds"
+    latency_threshold_s: float = Field(default=1.0, gt=0, description="p95 latency target.")
+    scale_to: int = Field(default=5, ge=1, description="Replicas when scaling up.")
+
+
+class ServiceDownConfig(CronosConfig):
+    """CRONOS "P1 (Critical) - Service Down"."""
+
+
+class DegradedPerformanceConfig(CronosConfig):
+    """CRONOS "P2 (High) - Degraded Performance"."""
+
+    cpu_metric: str = Field(default="cpu_utilization_ratio", description="CPU use gauge.")
+
+
+class MinorIssueConfig(CronosConfig):
+    """CRONOS "P3 (Medium) - Minor Issues": document, ticket, monitor, escalate if it grows."""
+
+    error_rate_threshold: float = Field(default=0.01, gt=0, lt=1, description="P3 threshold.")
+    grows_above: float = Field(
+        default=0.05, gt=0, lt=1, description="An error rate that makes it a P2: escalate."
+    )
+    monitor_s: float = Field(default=1800, gt=0, description="How long to watch it.")
+
+
+class HighErrorRateConfig(CronosConfig):
+    """CRONOS "Common Issues: High Error Rate"."""
+
+
+class HighLatencyConfig(CronosConfig):
+    """CRONOS "Common Issues: High Latency" (slow queries, cache hit rate)."""
+
+    cache_metric: str = "cache_hit_rate"
+    slow_queries_path: str = "/debug/slow_queries"
+    warm_path: str = "/admin/cache/warm"
+
+
+class PodCrashLoopConfig(CronosConfig):
+    """CRONOS "Common Issues: Pod Crash Loop"."""
+
+    config_map: str = Field(default="cronos-ai-config", description="The app's ConfigMap.")
+    known_good: dict[str, str] = Field(
+        default_factory=lambda: {"CACHE_TTL_SECONDS": "300"},
+        description="Last known-good values of the ConfigMap keys (the fix to apply).",
+    )
+
+
+class DbPoolExhaustedConfig(CronosConfig):
+    """CRONOS "Common Issues: Database Connection Pool Exhausted"."""
+
+    pool_env: str = "DB_POOL_SIZE"
+    pool_size: int = Field(default=50, ge=1, description="Raised pool size (seed: 50).")
+    in_use_metric: str = "db_pool_connections_in_use"
+    size_metric: str = "db_pool_size"

@@ -8,7 +8,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from oncall.clients.kube import KubeClient
-from oncall.observations import RecentChange
+from oncall.observations import RecentChange, Revision
 from oncall.retrying import retry_if_transient
 
 # Clocks of the cluster and the alert source are not exactly in step.
@@ -61,3 +61,21 @@ def find_recent_change(
         )
     flagged = [s for s in suspects if s.suspicious and s.previous_revision is not None]
     return max(flagged, key=lambda s: s.rolled_out_at) if flagged else None
+
+
+@task(
+    cache_policy=NO_CACHE,
+    retries=3,
+    retry_delay_seconds=[1, 2, 4],
+    retry_condition_fn=retry_if_transient,
+)
+def read_rollout_history(kube: KubeClient, namespace: str, deployment: str) -> list[Revision]:
+    """`kubectl rollout history`: revisions oldest first, with their images."""
+    history = kube.rollout_history(namespace, deployment)
+    get_run_logger().info(
+        "%s/%s history: %s",
+        namespace,
+        deployment,
+        "; ".join(f"{r.revision}={','.join(r.images)}" for r in history),
+    )
+    return history

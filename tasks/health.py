@@ -30,3 +30,29 @@ def check_deployment_health(kube: KubeClient, namespace: str, name: str) -> Depl
         "complete" if health.rollout_complete else "in progress",
     )
     return health
+
+
+@task(
+    cache_policy=NO_CACHE,
+    retries=3,
+    retry_delay_seconds=[1, 2, 4],
+    retry_condition_fn=retry_if_transient,
+)
+def check_endpoints(kube: KubeClient, namespace: str, service: str) -> list[str]:
+    """`kubectl get endpoints`: the ready addresses behind a Service."""
+    addresses = kube.endpoints(namespace, service)
+    get_run_logger().info("service %s/%s: %d ready endpoint(s)", namespace, service, len(addresses))
+    return addresses
+
+
+@task(
+    cache_policy=NO_CACHE,
+    retries=3,
+    retry_delay_seconds=[1, 2, 4],
+    retry_condition_fn=retry_if_transient,
+)
+def check_pvc(kube: KubeClient, namespace: str, claim: str) -> str:
+    """`kubectl get pvc`: the claim's phase (Bound is healthy)."""
+    phase = kube.pvc_phase(namespace, claim)
+    get_run_logger().info("PVC %s/%s: %s", namespace, claim, phase)
+    return phase

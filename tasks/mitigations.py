@@ -8,6 +8,7 @@ from prefect.cache_policies import NO_CACHE
 
 from oncall.approval import ApprovalDecision
 from oncall.clients.kube import KubeClient
+from oncall.clients.service_admin import ServiceAdmin
 from oncall.errors import UnsafeToRemediate
 from oncall.guards import Guard
 from oncall.models import Action, Incident, utcnow
@@ -104,6 +105,39 @@ def plan_service_switch(
     )
 
 
+@plan_task
+def plan_config_fix(
+    kube: KubeClient, namespace: str, config_map: str, data: dict[str, str]
+) -> ChangePlan:
+    """Dry-run a ConfigMap fix: each key's current and corrected value."""
+    current = kube.config_map(namespace, config_map)
+    return _publish(
+        ChangePlan(
+            kind="config",
+            namespace=namespace,
+            target=f"configmap/{config_map}",
+            before={f"data.{k}": current.get(k, "(unset)") for k in data},
+            after={f"data.{k}": v for k, v in data.items()},
+            note="pods read the ConfigMap when their containers start",
+        )
+    )
+
+
+@plan_task
+def plan_warm_cache(namespace: str, service: str, url: str) -> ChangePlan:
+    """Dry-run a cache warm-up through the service's admin endpoint."""
+    return _publish(
+        ChangePlan(
+            kind="warm_cache",
+            namespace=namespace,
+            target=f"service/{service}",
+            before={},
+            after={"POST": url},
+            note="reloads the hot keys; no restart",
+        )
+    )
+
+
 @task(cache_policy=NO_CACHE)
 def apply_plan(
     kube: KubeClient,
@@ -139,6 +173,13 @@ def apply_plan(
             kube.set_env(plan.namespace, name, container, env)
         elif plan.kind == "rollback":
             _roll_back(kube, plan, name)
+        elif plan.kind == "config":
+            data = {k.removeprefix("data."): str(v) for k, v in plan.after.items()}
+            kube.patch_config_map(plan.namespace, name, data)
+        elif plan.kind == "warm_cache":
+            url = str(plan.after["POST"])
+            base, _, path = url.partition("/admin")
+            ServiceAdmin(base).warm_cache("/admin" + path)
         elif plan.kind == "switch":
             selector = {k.removeprefix("selector."): str(v) for k, v in plan.after.items()}
             current = kube.service(plan.namespace, name)["spec"].get("selector") or {}

@@ -409,3 +409,14 @@ class KubeClient:
         )
         items: list[dict[str, Any]] = listing.get("items", [])
         return items
+
+    def pvc_phase(self, namespace: str, name: str) -> str:
+        """Phase of a PersistentVolumeClaim (`kubectl get pvc`), e.g. Bound or Pending."""
+        obj = self._raw(
+            f"get pvc {namespace}/{name}",
+            lambda: self.core.read_namespaced_persistent_volume_claim(
+                name, namespace, _request_timeout=T_OUT
+            ),
+        )
+        phase: str = obj.get("status", {}).get("phase", "Unknown")
+        return phase

@@ -37,9 +37,14 @@ class ServiceMetrics:
             for sample in family.samples
         ]
 
-    def gauge(self, name: str) -> float | None:
-        """The sum of a gauge's series (None when the service does not export it)."""
-        values = [v for n, _, v in self.scrape() if n == name]
+    def gauge(self, name: str, labels: dict[str, str] | None = None) -> float | None:
+        """The sum of a gauge's series matching ``labels`` (None when none is exported)."""
+        want = labels or {}
+        values = [
+            v
+            for n, got, v in self.scrape()
+            if n == name and all(got.get(k) == val for k, val in want.items())
+        ]
         return sum(values) if values else None
 
     def _buckets(self, name: str) -> dict[float, float]:

@@ -22,7 +22,6 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.client.schemas.responses import SetStateStatus
-from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.states import Cancelled, Running, Scheduled
 from pydantic import BaseModel
@@ -115,27 +114,39 @@ class PrefectApi:
             raise PermanentError(f"resume of {flow_run_id} refused: {result.details}")
 
     @contextmanager
-    def exclusive(self, name: str, wait_s: float) -> Iterator[None]:
+    def exclusive(self, name: str, wait_s: float, lease_s: float = 600) -> Iterator[None]:
         """Hold a global concurrency slot (limit 1) named ``name``; refuse if it stays taken.
 
         The limit lives on the Prefect server, so it holds across workers and processes.
+        The slot is leased: if this process dies holding it, it frees itself after ``lease_s``.
+        Acquire and release are synchronous calls, so a process that exits right after the
+        action cannot leave the slot taken.
         """
+        deadline = time.monotonic() + wait_s
         with self._client() as client:
             try:
                 client.upsert_global_concurrency_limit_by_name(name, 1)
             except PrefectHTTPStatusError as exc:
                 raise TransientError(f"cannot set up concurrency limit {name}: {exc}") from exc
-        slot = concurrency(name, occupy=1, timeout_seconds=wait_s, strict=True)
-        try:
-            slot.__enter__()
-        except TimeoutError as exc:
-            raise UnsafeToRemediate(
-                f"another remediation holds {name}; refusing to act concurrently"
-            ) from exc
-        try:
-            yield
-        finally:
-            slot.__exit__(None, None, None)
+            while True:
+                try:
+                    response = client.increment_concurrency_slots_with_lease(
+                        names=[name], slots=1, mode="concurrency", lease_duration=lease_s
+                    )
+                    break
+                except PrefectHTTPStatusError as exc:
+                    if exc.response.status_code != 423:
+                        raise TransientError(f"concurrency limit {name}: {exc}") from exc
+                    if time.monotonic() >= deadline:
+                        raise UnsafeToRemediate(
+                            f"another remediation holds {name}; refusing to act concurrently"
+                        ) from exc
+                    time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
+            lease_id = UUID(response.json()["lease_id"])
+            try:
+                yield
+            finally:
+                client.release_concurrency_slots_with_lease(lease_id)
 
     def schedule_run(
         self,

@@ -131,6 +131,16 @@ def admit(resource: Resource, obj: Obj, current: Obj | None) -> Obj:
         causes = _validate_deployment(obj)
         if current is not None and obj["spec"].get("selector") != current["spec"].get("selector"):
             causes.append("spec.selector: Invalid value: field is immutable")
+    elif resource.plural == "configmaps":
+        data = obj.get("data") or {}
+        if not isinstance(data, dict):
+            causes.append("data: Invalid value: must be a map of strings")
+        else:
+            causes = [
+                f"data[{k}]: Invalid value: must be a string"
+                for k, v in data.items()
+                if not isinstance(v, str)
+            ]
     elif resource.plural == "services":
         if current is not None:
             obj["spec"].setdefault("clusterIP", current["spec"].get("clusterIP"))
@@ -139,8 +149,9 @@ def admit(resource: Resource, obj: Obj, current: Obj | None) -> Obj:
     if causes:
         raise _invalid(resource.kind, name, causes)
     # status is written by controllers only; the main resource ignores it
-    status: Any = (current or {}).get("status", {})
-    obj["status"] = copy.deepcopy(status)
+    if resource.plural != "configmaps":
+        status: Any = (current or {}).get("status", {})
+        obj["status"] = copy.deepcopy(status)
     if isinstance(obj.get("metadata"), dict):
         obj["metadata"].pop("deletionTimestamp", None)
     return obj

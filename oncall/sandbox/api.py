@@ -12,18 +12,22 @@ from urllib.parse import parse_qs, urlsplit
 from oncall.sandbox import tables
 from oncall.sandbox.admission import admit
 from oncall.sandbox.patches import apply_patch
+from oncall.sandbox.podlogs import PodLogs
 from oncall.sandbox.routing import Request, parse_path, route
+from oncall.sandbox.scale import handle_scale
 from oncall.sandbox.selectors import field_selector, label_selector
 from oncall.sandbox.store import ApiError, Obj, Store
 from oncall.sandbox.watch import stream_watch
-from oncall.sandbox.workloads import PodLogs
+
+# `/sandbox/v1/...`: the sandbox's own endpoints (status), answered by its owner.
+Extension = Callable[[str, str, bytes], Obj]
 
 
 class KubernetesApi:
     """Serves the store as the Kubernetes API on 127.0.0.1."""
 
-    def __init__(self, store: Store, logs: PodLogs) -> None:
-        self.store, self.logs = store, logs
+    def __init__(self, store: Store, logs: PodLogs, extension: Extension | None = None) -> None:
+        self.store, self.logs, self.extension = store, logs, extension
         self.stopping = threading.Event()
         handler = type("Handler", (_ApiHandler,), {"api": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -54,8 +58,14 @@ class KubernetesApi:
         r, store, ns = req.resource, self.store, req.namespace
         if req.method == "GET" and req.subresource == "log":
             return self._log(req)
+        if req.subresource == "scale":
+            return handle_scale(store, req)
         if req.method == "GET" and req.name:
-            return store.get(r.plural, ns, req.name)
+            obj = store.get(r.plural, ns, req.name)
+            if "as=Table" in req.accept and not req.subresource:
+                include = req.query.get("includeObject", "Metadata")
+                return tables.as_table(r.plural, [obj], obj["metadata"]["resourceVersion"], include)
+            return obj
         if req.method == "GET":
             items = self._select(req)
             if "as=Table" in req.accept:
@@ -161,13 +171,14 @@ class KubernetesApi:
             raise ApiError(
                 400, "BadRequest", f"container {container} is not valid for pod {req.name}"
             )
-        if req.query.get("previous") in ("true", "1"):
+        previous = req.query.get("previous") in ("true", "1")
+        if previous and not self.logs.has_previous(req.namespace, req.name, container):
             raise ApiError(
                 400,
                 "BadRequest",
                 f'previous terminated container "{container}" in pod "{req.name}" not found',
             )
-        if pod["status"].get("phase") != "Running":
+        if not previous and pod["status"].get("phase") != "Running":
             raise ApiError(
                 400,
                 "BadRequest",
@@ -183,6 +194,7 @@ class KubernetesApi:
             req.namespace,
             req.name,
             container,
+            previous=previous,
             tail=tail,
             since_seconds=since,
             timestamps=req.query.get("timestamps") in ("true", "1"),
@@ -245,6 +257,9 @@ class _ApiHandler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         try:
+            if url.path.startswith("/sandbox/") and self.api.extension is not None:
+                self._send(200, self.api.extension(self.command, url.path, body))
+                return
             parsed = parse_path(url.path, self.headers.get("Host", ""))
             if isinstance(parsed, dict):
                 if self.command != "GET":

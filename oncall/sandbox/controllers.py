@@ -8,10 +8,12 @@ import json
 import math
 import secrets
 import string
+import time
 
 from oncall.sandbox.events import EventRecorder
 from oncall.sandbox.services import is_ready
 from oncall.sandbox.store import Obj, Store, now_rfc3339
+from oncall.sandbox.workloads import SimClock
 
 REVISION = "deployment.kubernetes.io/revision"
 HASH_LABEL = "pod-template-hash"
@@ -56,6 +58,19 @@ def owner_reference(owner: Obj) -> Obj:
     }
 
 
+def rollout_complete(deployment: Obj) -> bool:
+    """`kubectl rollout status`'s test for a finished rollout."""
+    spec, status = deployment["spec"], deployment.get("status") or {}
+    desired = int(spec.get("replicas", 1))
+    updated = int(status.get("updatedReplicas", 0))
+    return (
+        int(deployment["metadata"].get("generation", 0)) <= int(status.get("observedGeneration", 0))
+        and updated == desired
+        and int(status.get("replicas", 0)) == updated
+        and int(status.get("availableReplicas", 0)) == updated
+    )
+
+
 def _scaled(value: object, desired: int, round_up: bool) -> int:
     if isinstance(value, str) and value.endswith("%"):
         exact = desired * int(value[:-1]) / 100
@@ -66,8 +81,20 @@ def _scaled(value: object, desired: int, round_up: bool) -> int:
 class DeploymentController:
     """Reconciles Deployments into ReplicaSets and ReplicaSets into Pods."""
 
-    def __init__(self, store: Store, recorder: EventRecorder) -> None:
-        self._store, self._events = store, recorder
+    def __init__(self, store: Store, recorder: EventRecorder, clock: SimClock) -> None:
+        self._store, self._events, self._clock = store, recorder, clock
+        self._progress: dict[str, tuple[tuple[object, ...], float]] = {}
+
+    def _timed_out(self, d: Obj, new_rs: Obj, counts: dict[str, int], complete: bool) -> bool:
+        """No progress for progressDeadlineSeconds (simulated) while the rollout is unfinished."""
+        uid, now = d["metadata"]["uid"], time.monotonic()
+        signature = (new_rs["metadata"]["name"], *sorted(counts.items()))
+        seen = self._progress.get(uid)
+        if seen is None or seen[0] != signature or complete:
+            self._progress[uid] = (signature, now)
+            return False
+        deadline = float(d["spec"].get("progressDeadlineSeconds", 600))
+        return self._clock.sim(now - seen[1]) > deadline
 
     def reconcile(self) -> None:
         """One pass over every Deployment and ReplicaSet."""
@@ -200,6 +227,7 @@ class DeploymentController:
             and counts["replicas"] == desired
             and available == desired
         )
+        timed_out = self._timed_out(d, new_rs, counts, complete)
         conditions = [
             (
                 "Available",
@@ -211,13 +239,13 @@ class DeploymentController:
             ),
             (
                 "Progressing",
-                True,
+                not timed_out,
                 "NewReplicaSetAvailable" if complete else "ReplicaSetUpdated",
                 f'ReplicaSet "{name}" has successfully progressed.'
                 if complete
                 else f'ReplicaSet "{name}" is progressing.',
-                "",
-                "",
+                "ProgressDeadlineExceeded",
+                f'ReplicaSet "{name}" has timed out progressing.',
             ),
         ]
         previous = {c["type"]: c for c in (d.get("status") or {}).get("conditions") or []}

@@ -44,6 +44,11 @@ RESOURCES = (
         "services", "Service", "", True, (*READ, "create", "update", "patch", "delete"), ("svc",)
     ),
     Resource("endpoints", "Endpoints", "", True, READ, ("ep",)),
+    Resource(
+        "configmaps", "ConfigMap", "", True, (*READ, "create", "update", "patch", "delete"), ("cm",)
+    ),
+    Resource("persistentvolumeclaims", "PersistentVolumeClaim", "", True, READ, ("pvc",)),
+    Resource("persistentvolumes", "PersistentVolume", "", False, READ, ("pv",)),
     Resource("events", "Event", "", True, READ, ("ev",)),
     Resource(
         "deployments",
@@ -55,7 +60,12 @@ RESOURCES = (
     ),
     Resource("replicasets", "ReplicaSet", "apps", True, READ, ("rs",)),
 )
-SUBRESOURCES = {("pods", "log"): ("get",), ("deployments", "status"): ("get",)}
+SUBRESOURCES = {
+    ("pods", "log"): ("get",),
+    ("deployments", "status"): ("get",),
+    ("deployments", "scale"): ("get", "patch", "update"),
+}
+_SUBRESOURCE_KINDS = {"log": ("", "", "Pod"), "scale": ("autoscaling", "v1", "Scale")}
 
 
 def find_resource(group: str, plural: str) -> Resource | None:
@@ -109,15 +119,17 @@ def resource_list(group: str) -> Obj:
         )
         for (plural, sub), verbs in SUBRESOURCES.items():
             if plural == resource.plural:
-                entries.append(
-                    {
-                        "name": f"{plural}/{sub}",
-                        "singularName": "",
-                        "namespaced": True,
-                        "kind": resource.kind if sub == "status" else "Pod",
-                        "verbs": list(verbs),
-                    }
-                )
+                sub_group, sub_version, kind = _SUBRESOURCE_KINDS.get(sub, ("", "", resource.kind))
+                entry: Obj = {
+                    "name": f"{plural}/{sub}",
+                    "singularName": "",
+                    "namespaced": True,
+                    "kind": kind,
+                    "verbs": list(verbs),
+                }
+                if sub_group:
+                    entry.update({"group": sub_group, "version": sub_version})
+                entries.append(entry)
     return {
         "kind": "APIResourceList",
         "apiVersion": "v1",

@@ -1,18 +1,22 @@
-"""Pod lifecycle on the one simulated node, and the Endpoints controller."""
+"""Pod lifecycle on the one simulated node: start, readiness, crashes, CrashLoopBackOff."""
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import time
+from dataclasses import dataclass, field
 
 from oncall.sandbox.events import NODE_NAME, EventRecorder
-from oncall.sandbox.selectors import matches_labels
-from oncall.sandbox.services import is_ready
+from oncall.sandbox.podlogs import PodLogs, stamp
 from oncall.sandbox.store import Obj, Store, now_rfc3339
-from oncall.sandbox.workloads import PodLogs, SimClock, profile_for
+from oncall.sandbox.workloads import Crash, SimClock
+from oncall.sandbox.world import StartPlan, World
 
 _PULL_SECONDS = 1.0  # simulated seconds from scheduling to a running container
+_BACKOFF_START, _BACKOFF_MAX = 10.0, 300.0  # the kubelet's crash back-off, doubling
 _HOST_IP = "10.0.0.10"
+_ids = itertools.count(1)
 
 
 def _pod_ip(uid: str) -> str:
@@ -20,196 +24,279 @@ def _pod_ip(uid: str) -> str:
     return f"10.244.{digest[0]}.{max(digest[1], 2)}"
 
 
-def _condition(kind: str, ok: bool, now: str, reason: str = "") -> Obj:
-    condition: Obj = {
-        "type": kind,
-        "status": "True" if ok else "False",
-        "lastProbeTime": None,
-        "lastTransitionTime": now,
-    }
-    if not ok and reason:
-        condition["reason"] = reason
-    return condition
+class EnvError(Exception):
+    """A container's environment cannot be built (CreateContainerConfigError)."""
+
+
+def resolve_env(store: Store, namespace: str, container: Obj) -> dict[str, str]:
+    """The environment a container starts with: envFrom ConfigMaps, then env entries."""
+    env: dict[str, str] = {}
+
+    def config_map(name: str, optional: bool) -> dict[str, str]:
+        found = store.find("configmaps", namespace, name)
+        if found is None and not optional:
+            raise EnvError(f'configmap "{name}" not found')
+        return dict((found or {}).get("data") or {})
+
+    for source in container.get("envFrom") or []:
+        ref = source.get("configMapRef")
+        if ref:
+            data = config_map(ref["name"], bool(ref.get("optional")))
+            env.update({source.get("prefix", "") + k: v for k, v in data.items()})
+    for item in container.get("env") or []:
+        ref = (item.get("valueFrom") or {}).get("configMapKeyRef")
+        if ref:
+            data = config_map(ref["name"], bool(ref.get("optional")))
+            if ref["key"] not in data and not ref.get("optional"):
+                raise EnvError(
+                    f"couldn't find key {ref['key']} in ConfigMap {namespace}/{ref['name']}"
+                )
+            if ref["key"] in data:
+                env[item["name"]] = data[ref["key"]]
+        else:
+            env[item["name"]] = str(item.get("value", ""))
+    return env
+
+
+def qos_class(pod: Obj) -> str:
+    """Guaranteed, Burstable or BestEffort, from the containers' requests and limits."""
+    resources = [c.get("resources") or {} for c in pod["spec"]["containers"]]
+    if not any(r.get("requests") or r.get("limits") for r in resources):
+        return "BestEffort"
+    guaranteed = all(
+        set(r.get("limits") or {}) >= {"cpu", "memory"}
+        and all(
+            (r.get("requests") or r["limits"]).get(k) == r["limits"][k] for k in ("cpu", "memory")
+        )
+        for r in resources
+    )
+    return "Guaranteed" if guaranteed else "Burstable"
+
+
+@dataclass
+class ContainerRun:
+    """The kubelet's view of a pod's (first) container across restarts."""
+
+    name: str
+    image: str
+    scheduled: float
+    plan: StartPlan | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    started: float = 0.0
+    started_at: str = ""
+    container_id: str = ""
+    restarts: int = 0
+    running: bool = False
+    backoff_until: float | None = None
+    backoff_seconds: float = 0.0
+    last_terminated: Obj | None = None
+    waiting_reason: str = "ContainerCreating"
+    waiting_message: str = ""
 
 
 class Kubelet:
-    """Schedules pods, starts their containers and marks them ready after a while."""
+    """Schedules pods, starts their containers, restarts crashed ones with back-off."""
 
     def __init__(
-        self, store: Store, recorder: EventRecorder, logs: PodLogs, clock: SimClock
+        self, store: Store, recorder: EventRecorder, logs: PodLogs, clock: SimClock, world: World
     ) -> None:
-        self._store, self._events, self._logs, self._clock = store, recorder, logs, clock
-        self._scheduled_at: dict[str, float] = {}
+        self._store, self._events, self._logs = store, recorder, logs
+        self._clock, self._world = clock, world
+        self._runs: dict[str, ContainerRun] = {}
         self._names: dict[str, tuple[str, str]] = {}
         self.instant = False  # while seeding, pods come up at once
+
+    def run_of(self, uid: str) -> ContainerRun | None:
+        """The container run of a pod (its env and start time), if it has one."""
+        return self._runs.get(uid)
 
     def reconcile(self) -> None:
         """Advance every pod's lifecycle by what the elapsed time allows."""
         live = set()
         for pod in self._store.list("pods"):
-            uid = pod["metadata"]["uid"]
-            live.add(uid)
+            live.add(pod["metadata"]["uid"])
             self._step(pod)
-        for uid in set(self._scheduled_at) - live:
-            del self._scheduled_at[uid]
+        for uid in set(self._runs) - live:
+            del self._runs[uid]
             self._logs.forget(*self._names.pop(uid))
 
+    def _elapsed(self, since: float) -> float:
+        return float("inf") if self.instant else self._clock.sim(time.monotonic() - since)
+
     def _step(self, pod: Obj) -> None:
-        meta, status = pod["metadata"], pod["status"]
-        ns, name, uid = meta["namespace"], meta["name"], meta["uid"]
-        now = now_rfc3339()
-        if uid not in self._scheduled_at:
-            self._scheduled_at[uid] = time.monotonic()
-            self._names[uid] = (ns, name)
-            pod["spec"]["nodeName"] = NODE_NAME
-            pod = self._store.update("pods", ns, pod, check_rv=False)
-            status = {
-                **status,
-                "conditions": [_condition("PodScheduled", True, now)],
-                "containerStatuses": [
-                    {
-                        "name": c["name"],
-                        "image": c["image"],
-                        "imageID": "",
-                        "ready": False,
-                        "restartCount": 0,
-                        "started": False,
-                        "lastState": {},
-                        "state": {"waiting": {"reason": "ContainerCreating"}},
-                    }
-                    for c in pod["spec"]["containers"]
-                ],
-            }
-            self._store.update_status("pods", ns, name, status)
+        meta = pod["metadata"]
+        uid = meta["uid"]
+        run = self._runs.get(uid)
+        if run is None:
+            run = self._schedule(pod)
+        now = time.monotonic()
+        if run.plan is None or (run.backoff_until is not None and now >= run.backoff_until):
+            if run.plan is not None or self._elapsed(run.scheduled) >= _PULL_SECONDS:
+                self._start(pod, run)
+        elif run.running:
+            planned = run.plan.crash
+            # A fault hits a container that started healthy; later runs follow their plan.
+            crash = self._world.crash_now(meta["name"], uid) if planned is None else None
+            if crash is None and planned and self._elapsed(run.started) >= planned.after_seconds:
+                crash = planned
+            if crash is not None:
+                self._crash(pod, run, crash)
+        self._write_status(pod, run)
+
+    def _schedule(self, pod: Obj) -> ContainerRun:
+        meta = pod["metadata"]
+        ns, name = meta["namespace"], meta["name"]
+        container = pod["spec"]["containers"][0]
+        run = ContainerRun(container["name"], container["image"], time.monotonic())
+        self._runs[meta["uid"]] = run
+        self._names[meta["uid"]] = (ns, name)
+        pod["spec"]["nodeName"] = NODE_NAME
+        self._store.update("pods", ns, pod, check_rv=False)
+        message = f"Successfully assigned {ns}/{name} to {NODE_NAME}"
+        self._events.record(pod, "Scheduled", message, "default-scheduler")
+        return run
+
+    def _field(self, run: ContainerRun) -> str:
+        return f"spec.containers{{{run.name}}}"
+
+    def _start(self, pod: Obj, run: ContainerRun) -> None:
+        meta = pod["metadata"]
+        ns, name = meta["namespace"], meta["name"]
+        try:
+            env = resolve_env(self._store, ns, pod["spec"]["containers"][0])
+        except EnvError as exc:
+            run.waiting_reason, run.waiting_message = "CreateContainerConfigError", str(exc)
             self._events.record(
                 pod,
-                "Scheduled",
-                f"Successfully assigned {ns}/{name} to {NODE_NAME}",
-                "default-scheduler",
+                "Failed",
+                f"Error: {exc}",
+                "kubelet",
+                event_type="Warning",
+                field_path=self._field(run),
             )
-        elapsed = self._clock.sim(time.monotonic() - self._scheduled_at[uid])
-        container = pod["spec"]["containers"][0]
-        profile = profile_for(container["image"])
-        running = self.instant or elapsed >= _PULL_SECONDS
-        ready = self.instant or elapsed >= profile.ready_after_seconds
-        if status.get("phase") == "Running" and (not ready or is_ready(pod)):
             return
-        if not running:
-            return
-        field = f"spec.containers{{{container['name']}}}"
-        if status.get("phase") != "Running":
-            image = container["image"]
-            for reason, message in (
-                ("Pulled", f'Container image "{image}" already present on machine'),
-                ("Created", f"Created container: {container['name']}"),
-                ("Started", f"Started container {container['name']}"),
-            ):
-                self._events.record(pod, reason, message, "kubelet", field_path=field)
-            self._logs.start(ns, name, container["name"], image)
-        started = status.get("startTime", now)
-        conditions = [
-            _condition("PodReadyToStartContainers", True, started),
-            _condition("Initialized", True, started),
-            _condition("Ready", ready, now, "ContainersNotReady"),
-            _condition("ContainersReady", ready, now, "ContainersNotReady"),
-            _condition("PodScheduled", True, started),
-        ]
-        ip = _pod_ip(uid)
-        self._store.update_status(
-            "pods",
-            ns,
-            name,
-            {
-                "phase": "Running",
-                "conditions": conditions,
-                "hostIP": _HOST_IP,
-                "hostIPs": [{"ip": _HOST_IP}],
-                "podIP": ip,
-                "podIPs": [{"ip": ip}],
-                "startTime": started,
-                "qosClass": "BestEffort",
-                "containerStatuses": [
-                    {
-                        "name": c["name"],
-                        "image": c["image"],
-                        "imageID": f"{c['image'].rsplit(':', 1)[0]}@sha256:"
-                        + hashlib.sha256(c["image"].encode()).hexdigest(),
-                        "containerID": "containerd://"
-                        + hashlib.sha256((uid + c["name"]).encode()).hexdigest(),
-                        "ready": ready,
-                        "restartCount": 0,
-                        "started": True,
-                        "state": {"running": {"startedAt": started}},
-                        "lastState": {},
-                    }
-                    for c in pod["spec"]["containers"]
-                ],
-            },
+        if run.plan is not None:
+            run.restarts += 1
+        run.plan = self._world.start_plan(name, meta["uid"], run.image, env)
+        run.env, run.running, run.backoff_until = env, True, None
+        run.started, run.started_at = time.monotonic(), now_rfc3339()
+        run.container_id = (
+            "containerd://"
+            + hashlib.sha256(f"{meta['uid']}{run.name}{next(_ids)}".encode()).hexdigest()
         )
+        for reason, message in (
+            ("Pulled", f'Container image "{run.image}" already present on machine'),
+            ("Created", f"Created container: {run.name}"),
+            ("Started", f"Started container {run.name}"),
+        ):
+            self._events.record(pod, reason, message, "kubelet", field_path=self._field(run))
+        self._logs.start(ns, name, run.name, run.plan.lines)
 
-
-class EndpointsController:
-    """Keeps one Endpoints object per Service, listing the pods its selector picks."""
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-
-    def reconcile(self) -> None:
-        """Rewrite every Service's Endpoints from the pods as they are now."""
-        for service in self._store.list("services"):
-            self._sync(service)
-        for endpoints in self._store.list("endpoints"):
-            meta = endpoints["metadata"]
-            if self._store.find("services", meta["namespace"], meta["name"]) is None:
-                self._store.delete("endpoints", meta["namespace"], meta["name"])
-
-    def _sync(self, service: Obj) -> None:
-        meta = service["metadata"]
+    def _crash(self, pod: Obj, run: ContainerRun, crash: Crash) -> None:
+        meta = pod["metadata"]
         ns, name = meta["namespace"], meta["name"]
-        selector = service["spec"].get("selector") or {}
-        pods = self._store.list(
-            "pods", ns, lambda p: matches_labels(selector, p["metadata"].get("labels"))
-        )
-        ready: list[Obj] = []
-        not_ready: list[Obj] = []
-        for pod in pods:
-            if not pod["status"].get("podIP"):
-                continue
-            address = {
-                "ip": pod["status"]["podIP"],
-                "nodeName": NODE_NAME,
-                "targetRef": {
-                    "kind": "Pod",
-                    "namespace": ns,
-                    "name": pod["metadata"]["name"],
-                    "uid": pod["metadata"]["uid"],
-                },
+        at = time.time()
+        for line in crash.lines:
+            self._logs.write(ns, name, run.name, f"{stamp(at)} {line}")
+        run.running = False
+        run.last_terminated = {
+            "terminated": {
+                "exitCode": crash.exit_code,
+                "reason": crash.reason,
+                "startedAt": run.started_at,
+                "finishedAt": now_rfc3339(),
+                "containerID": run.container_id,
             }
-            (ready if is_ready(pod) else not_ready).append(address)
-        ports = [
-            {"name": p["name"], "port": p.get("targetPort", p["port"]), "protocol": "TCP"}
-            if p.get("name")
-            else {"port": p.get("targetPort", p["port"]), "protocol": "TCP"}
-            for p in service["spec"].get("ports", [])
-        ]
-        subset: Obj = {"ports": ports}
-        if ready:
-            subset["addresses"] = ready
-        if not_ready:
-            subset["notReadyAddresses"] = not_ready
-        endpoints: Obj = {
-            "kind": "Endpoints",
-            "apiVersion": "v1",
-            "metadata": {"name": name, "namespace": ns, "labels": meta.get("labels", {})},
         }
-        if ready or not_ready:
-            endpoints["subsets"] = [subset]
-        current = self._store.find("endpoints", ns, name)
-        if current is None:
-            self._store.create("endpoints", ns, endpoints)
-            return
-        if current.get("subsets") != endpoints.get("subsets"):
-            current["subsets"] = endpoints.get("subsets")
-            if current["subsets"] is None:
-                del current["subsets"]
-            self._store.update("endpoints", ns, current, check_rv=False)
+        # The first restart is immediate; then 10 s, 20 s, 40 s ... up to five minutes.
+        delay = (
+            0.0
+            if run.restarts == 0
+            else min(_BACKOFF_START * 2 ** (run.restarts - 1), _BACKOFF_MAX)
+        )
+        run.backoff_seconds = delay
+        run.backoff_until = time.monotonic() + self._clock.real(delay)
+        run.waiting_reason = "CrashLoopBackOff"
+        run.waiting_message = (
+            f"back-off {delay:.0f}s restarting failed container={run.name} "
+            f"pod={name}_{ns}({meta['uid']})"
+        )
+        if delay:
+            self._events.record(
+                pod,
+                "BackOff",
+                f"Back-off restarting failed container {run.name} in pod "
+                f"{name}_{ns}({meta['uid']})",
+                "kubelet",
+                event_type="Warning",
+                field_path=self._field(run),
+            )
+
+    def _ready(self, run: ContainerRun) -> bool:
+        return bool(run.running and run.plan and self._elapsed(run.started) >= run.plan.ready_after)
+
+    def _write_status(self, pod: Obj, run: ContainerRun) -> None:
+        meta, old = pod["metadata"], pod.get("status") or {}
+        previous = {c["type"]: c for c in old.get("conditions") or []}
+        now = now_rfc3339()
+        started = old.get("startTime") or (run.started_at if run.plan else "")
+        ready = self._ready(run)
+
+        def condition(kind: str, ok: bool) -> Obj:
+            value = "True" if ok else "False"
+            prior = previous.get(kind, {})
+            cond: Obj = {
+                "type": kind,
+                "status": value,
+                "lastProbeTime": None,
+                "lastTransitionTime": prior.get("lastTransitionTime", now)
+                if prior.get("status") == value
+                else now,
+            }
+            if not ok:
+                cond["reason"] = "ContainersNotReady"
+                cond["message"] = f"containers with unready status: [{run.name}]"
+            return cond
+
+        state: Obj
+        if run.running:
+            state = {"running": {"startedAt": run.started_at}}
+        else:
+            state = {"waiting": {"reason": run.waiting_reason}}
+            if run.waiting_message:
+                state["waiting"]["message"] = run.waiting_message
+        container: Obj = {
+            "name": run.name,
+            "image": run.image,
+            "imageID": "",
+            "ready": ready,
+            "restartCount": run.restarts,
+            "started": run.running,
+            "state": state,
+            "lastState": run.last_terminated or {},
+        }
+        if run.plan is not None:
+            container["imageID"] = (
+                f"{run.image.rsplit(':', 1)[0]}@sha256:"
+                + hashlib.sha256(run.image.encode()).hexdigest()
+            )
+            container["containerID"] = run.container_id
+        status: Obj = {
+            "phase": "Running" if run.plan is not None else "Pending",
+            "conditions": [condition("PodScheduled", True)],
+            "hostIP": _HOST_IP,
+            "hostIPs": [{"ip": _HOST_IP}],
+            "qosClass": qos_class(pod),
+            "containerStatuses": [container],
+        }
+        if run.plan is not None:
+            ip = _pod_ip(meta["uid"])
+            status["conditions"] = [
+                condition("PodReadyToStartContainers", True),
+                condition("Initialized", True),
+                condition("Ready", ready),
+                condition("ContainersReady", ready),
+                condition("PodScheduled", True),
+            ]
+            status.update({"podIP": ip, "podIPs": [{"ip": ip}], "startTime": started})
+        self._store.update_status("pods", meta["namespace"], meta["name"], status)

@@ -8,38 +8,31 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-import httpx
 import yaml
 
-from oncall.sandbox.admission import admit
 from oncall.sandbox.api import KubernetesApi
-from oncall.sandbox.controllers import DeploymentController
-from oncall.sandbox.discovery import find_resource
+from oncall.sandbox.controllers import DeploymentController, rollout_complete
+from oncall.sandbox.endpoints import EndpointsController
 from oncall.sandbox.events import EventRecorder
-from oncall.sandbox.kubelet import EndpointsController, Kubelet
-from oncall.sandbox.patches import STRATEGIC_MERGE_PATCH
-from oncall.sandbox.scenarios import Scenario, scenario_named
+from oncall.sandbox.faults import FAULTS
+from oncall.sandbox.ksm import exporter
+from oncall.sandbox.kubelet import Kubelet
+from oncall.sandbox.podlogs import PodLogs
+from oncall.sandbox.registry import ScenarioSpec
+from oncall.sandbox.scenarios import SERVICES, Scenario, scenario_named
+from oncall.sandbox.seed import seed_namespaces, seed_workloads
 from oncall.sandbox.services import SimulatedService
-from oncall.sandbox.store import Obj, Store, now_rfc3339
-from oncall.sandbox.workloads import PodLogs, SimClock
+from oncall.sandbox.status import status_of
+from oncall.sandbox.store import ApiError, Obj, Store, now_rfc3339
+from oncall.sandbox.workloads import SimClock
+from oncall.sandbox.world import World
+
+__all__ = ["Sandbox", "rollout_complete"]
 
 log = logging.getLogger(__name__)
 
 _TICK_SECONDS = 0.05
 _DEFAULT_REQUESTS_PER_SECOND = 5.0
-
-
-def rollout_complete(deployment: Obj) -> bool:
-    """`kubectl rollout status`'s test for a finished rollout."""
-    spec, status = deployment["spec"], deployment.get("status") or {}
-    desired = int(spec.get("replicas", 1))
-    updated = int(status.get("updatedReplicas", 0))
-    return (
-        int(deployment["metadata"].get("generation", 0)) <= int(status.get("observedGeneration", 0))
-        and updated == desired
-        and int(status.get("replicas", 0)) == updated
-        and int(status.get("availableReplicas", 0)) == updated
-    )
 
 
 class Sandbox:
@@ -54,11 +47,12 @@ class Sandbox:
         self.clock = SimClock(time_scale)
         self.store = Store()
         self.logs = PodLogs()
+        self.world: World = World(self.clock)
         self._events = EventRecorder(self.store)
-        self._kubelet = Kubelet(self.store, self._events, self.logs, self.clock)
-        self._deployments = DeploymentController(self.store, self._events)
+        self._kubelet = Kubelet(self.store, self._events, self.logs, self.clock, self.world)
+        self._deployments = DeploymentController(self.store, self._events, self.clock)
         self._endpoints = EndpointsController(self.store)
-        self._api = KubernetesApi(self.store, self.logs)
+        self._api = KubernetesApi(self.store, self.logs, self._extension)
         self._services: dict[tuple[str, str], SimulatedService] = {}
         self._services_lock = threading.Lock()
         self._stopping = threading.Event()
@@ -70,6 +64,16 @@ class Sandbox:
     def api_url(self) -> str:
         """`http://127.0.0.1:PORT` of the Kubernetes API."""
         return self._api.url
+
+    @property
+    def scenario_info(self) -> ScenarioSpec | None:
+        """What the scenario is: seed section, alert, probes, remediation (None: empty)."""
+        return self.scenario.spec
+
+    @property
+    def time_scale(self) -> float:
+        """Real seconds per simulated second."""
+        return self.clock.time_scale
 
     def __enter__(self) -> Sandbox:
         self.start()
@@ -84,7 +88,7 @@ class Sandbox:
         self.stop()
 
     def start(self) -> None:
-        """Seed the scenario, start serving and reconciling, write the kubeconfig."""
+        """Seed the cluster, start serving and reconciling, write the kubeconfig."""
         if self._started:
             return
         if self._stopped:
@@ -115,36 +119,47 @@ class Sandbox:
 
     def service_url(self, namespace: str, service: str) -> str:
         """Base URL of a Service's simulated HTTP endpoint."""
-        self._sync_services()
-        with self._services_lock:
-            found = self._services.get((namespace, service))
+        found = self.simulated(namespace, service)
         if found is None:
             raise KeyError(f"no service {namespace}/{service}")
         return found.url
 
+    def simulated(self, namespace: str, service: str) -> SimulatedService | None:
+        """The simulation behind a Service (its traffic, metrics and endpoints)."""
+        self._sync_services()
+        with self._services_lock:
+            return self._services.get((namespace, service))
+
     def inject_fault(self, timeout: float | None = None) -> None:
-        """Apply the scenario's fault through the REST API and wait for its rollout."""
-        fault = self.scenario.fault
-        if fault is None:
+        """Inject the scenario's fault and wait until its symptom is visible."""
+        spec = self.scenario.spec
+        if spec is None:
             raise RuntimeError(f"scenario {self.scenario.name!r} has no fault")
-        url = (
-            f"{self.api_url}/apis/apps/v1/namespaces/{self.scenario.namespace}"
-            f"/deployments/{fault.deployment}"
-        )
-        with httpx.Client(headers={"Authorization": "Bearer sandbox"}) as client:
-            response = client.patch(
-                url, json=fault.patch(), headers={"Content-Type": STRATEGIC_MERGE_PATCH}
-            )
-            response.raise_for_status()
-            generation = response.json()["metadata"]["generation"]
-            deadline = time.monotonic() + (timeout or max(30.0, self.clock.real(600)))
-            while time.monotonic() < deadline:
-                deployment = client.get(url).json()
-                observed = (deployment.get("status") or {}).get("observedGeneration", 0)
-                if observed >= generation and rollout_complete(deployment):
-                    return
-                time.sleep(_TICK_SECONDS)
-        raise TimeoutError(f"rollout of {fault.deployment} did not complete")
+        fault = FAULTS[spec.name]
+        fault.inject(self)
+        self.world.injected[spec.name] = spec.fault
+        deadline = time.monotonic() + (timeout or max(30.0, self.clock.real(600)))
+        while time.monotonic() < deadline:
+            if fault.visible(self):
+                return
+            time.sleep(_TICK_SECONDS)
+        raise TimeoutError(f"fault of {spec.name} did not show within the timeout")
+
+    def fault_active(self) -> bool:
+        """True while the injected fault's symptom is still there."""
+        spec = self.scenario.spec
+        return bool(spec and spec.name in self.world.injected and FAULTS[spec.name].active(self))
+
+    def status(self) -> Obj:
+        """Workloads, Services and faults, as `oncall sandbox status` shows them."""
+        with self._services_lock:
+            urls = {f"{ns}/{name}": s.url for (ns, name), s in self._services.items()}
+        return status_of(self, urls)
+
+    def _extension(self, method: str, path: str, body: bytes) -> Obj:
+        if method == "GET" and path.rstrip("/") == "/sandbox/v1/status":
+            return self.status()
+        raise ApiError(404, "NotFound", f"no sandbox endpoint {method} {path}")
 
     def _reconcile(self) -> None:
         self._kubelet.reconcile()
@@ -160,49 +175,19 @@ class Sandbox:
         raise RuntimeError("sandbox seed did not settle")
 
     def _seed(self) -> None:
-        scenario = self.scenario
-        deployments = find_resource("apps", "deployments")
-        services = find_resource("", "services")
-        assert deployments is not None and services is not None
-        for namespace in sorted({*scenario.extra_namespaces, scenario.namespace}):
-            self.store.create(
-                "namespaces",
-                "",
-                {
-                    "kind": "Namespace",
-                    "apiVersion": "v1",
-                    "metadata": {
-                        "name": namespace,
-                        "labels": {"kubernetes.io/metadata.name": namespace},
-                    },
-                    "spec": {"finalizers": ["kubernetes"]},
-                    "status": {"phase": "Active"},
-                },
-            )
-        self._kubelet.instant = True  # the seeded history is already settled at start
-        ns = scenario.namespace
-        for workload in scenario.workloads:
-            for i, image in enumerate(workload.images):
-                manifest = workload.manifest(ns, image)
-                if i == 0:
-                    self.store.create("deployments", ns, admit(deployments, manifest, None))
-                else:
-                    current = self.store.get("deployments", ns, workload.name)
-                    manifest["metadata"] = current["metadata"]
-                    self.store.update("deployments", ns, admit(deployments, manifest, current))
-                self._settle()
-        for spec in scenario.services:
-            manifest = admit(services, spec.manifest(ns), None)
-            manifest["status"] = {"loadBalancer": {}}
-            self.store.create("services", ns, manifest)
-        self._settle()
-        self._kubelet.instant = False
+        seed_namespaces(self.store)
+        if self.scenario.seeded:
+            self._kubelet.instant = True  # the seeded history is already settled at start
+            seed_workloads(self.store, self._settle)
+            self._kubelet.instant = False
         self._sync_services()
 
+    def _run_lookup(self, uid: str) -> tuple[dict[str, str], float] | None:
+        run = self._kubelet.run_of(uid)
+        return (run.env, run.started) if run else None
+
     def _sync_services(self) -> None:
-        rates = {
-            (self.scenario.namespace, s.name): s.requests_per_second for s in self.scenario.services
-        }
+        rates = {(s.namespace, s.name): s.requests_per_second for s in SERVICES}
         live = {
             (s["metadata"]["namespace"], s["metadata"]["name"]) for s in self.store.list("services")
         }
@@ -216,6 +201,11 @@ class Sandbox:
                     self.clock,
                     *key,
                     rates.get(key, _DEFAULT_REQUESTS_PER_SECOND),
+                    world=self.world,
+                    runs=self._run_lookup,
+                    exporter=(lambda: exporter(self.store))
+                    if key[1] == "kube-state-metrics"
+                    else None,
                 )
                 service.start()
                 self._services[key] = service

@@ -2,35 +2,33 @@
 
 from __future__ import annotations
 
-import json
+import math
 import random
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import ClassVar
+from collections.abc import Callable
+from http.server import ThreadingHTTPServer
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import generate_latest
 
+from oncall.sandbox.app_metrics import AppCollector
+from oncall.sandbox.podlogs import PodLogs
 from oncall.sandbox.selectors import matches_labels
+from oncall.sandbox.service_http import handler_for
 from oncall.sandbox.store import Obj, Store
-from oncall.sandbox.workloads import PodLogs, SimClock, access_line, profile_for
+from oncall.sandbox.workloads import Route, SimClock, access_line, profile_for
+from oncall.sandbox.world import Backend, World
 
 _HEALTH_WINDOW_SIM_SECONDS = 10.0
 _UNHEALTHY_ERROR_RATE = 0.05
 _LOG_LINES_PER_TICK = 20
+_LOAD_TIME_CONSTANT = 10.0  # simulated seconds over which the load estimate follows traffic
+_LLM_BUCKETS = (0.25, 0.5, 1.0, 2.5, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 60.0)
+_HTTP_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0, 30.0)
 
-
-@dataclass(frozen=True)
-class Backend:
-    """A ready pod behind a Service: where one request lands."""
-
-    pod: str
-    container: str
-    image: str
-    version: str
+RunLookup = Callable[[str], tuple[dict[str, str], float] | None]
 
 
 def is_ready(pod: Obj) -> bool:
@@ -41,7 +39,9 @@ def is_ready(pod: Obj) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 
-def ready_backends(store: Store, namespace: str, selector: dict[str, str]) -> list[Backend]:
+def ready_backends(
+    store: Store, namespace: str, selector: dict[str, str], runs: RunLookup | None = None
+) -> list[Backend]:
     """Ready pods matching a Service's current selector."""
     pods = store.list(
         "pods", namespace, lambda p: matches_labels(selector, p["metadata"].get("labels"))
@@ -52,12 +52,16 @@ def ready_backends(store: Store, namespace: str, selector: dict[str, str]) -> li
             continue
         container = pod["spec"]["containers"][0]
         labels = pod["metadata"].get("labels") or {}
+        env, started = (runs and runs(pod["metadata"]["uid"])) or ({}, 0.0)
         backends.append(
             Backend(
                 pod["metadata"]["name"],
+                pod["metadata"]["uid"],
                 container["name"],
                 container["image"],
                 labels.get("version", ""),
+                env,
+                started,
             )
         )
     return backends
@@ -74,14 +78,21 @@ class SimulatedService:
         namespace: str,
         name: str,
         requests_per_second: float,
+        world: World | None = None,
+        runs: RunLookup | None = None,
+        exporter: Callable[[], bytes] | None = None,
     ) -> None:
         self.namespace, self.name = namespace, name
         self.requests_per_second = requests_per_second
         self._store, self._logs, self._clock = store, logs, clock
+        self.world = world or World(clock)
+        self._runs, self.exporter = runs, exporter
         self._rng = random.Random()
         self._lock = threading.Lock()
         self._window: deque[tuple[float, int, int]] = deque()
         self._carry = 0.0
+        self.load_per_pod = 0.0  # requests per second per ready pod, smoothed
+        self._load_seen = False
         self.registry = CollectorRegistry()
         self._requests = Counter(
             "http_requests",
@@ -93,9 +104,25 @@ class SimulatedService:
             "http_request_duration_seconds",
             "HTTP request latency.",
             ["version"],
+            buckets=_HTTP_BUCKETS,
             registry=self.registry,
         )
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._llm = Histogram(
+            "llm_request_duration_seconds",
+            "LLM generation latency seen by the app.",
+            ["provider"],
+            buckets=_LLM_BUCKETS,
+            registry=self.registry,
+        )
+        self._llm_requests = Counter(
+            "llm_requests", "LLM generation calls.", ["provider", "code"], registry=self.registry
+        )
+        self._cache = {
+            "hit": Counter("cache_hits", "Cache lookups that hit.", registry=self.registry),
+            "miss": Counter("cache_misses", "Cache lookups that missed.", registry=self.registry),
+        }
+        self.registry.register(AppCollector(self))
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler_for(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.05,), name=f"svc-{name}", daemon=True
@@ -106,6 +133,12 @@ class SimulatedService:
         """Base URL of this Service's endpoint."""
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
+    @property
+    def app(self) -> str:
+        """The `app` label the Service selects: which simulated app answers."""
+        service = self._store.find("services", self.namespace, self.name)
+        return str(((service or {}).get("spec", {}).get("selector") or {}).get("app", self.name))
+
     def start(self) -> None:
         """Start answering HTTP."""
         self._thread.start()
@@ -115,12 +148,17 @@ class SimulatedService:
         self._server.shutdown()
         self._server.server_close()
 
+    def write_log(self, backend: Backend, line: str) -> None:
+        """Append a line to the log of the pod that handled something."""
+        self._logs.write(self.namespace, backend.pod, backend.container, line)
+
     def backends(self) -> list[Backend]:
         """Ready pods selected by the Service right now (selector read live)."""
         service = self._store.find("services", self.namespace, self.name)
         if service is None:
             return []
-        return ready_backends(self._store, self.namespace, service["spec"].get("selector") or {})
+        selector = service["spec"].get("selector") or {}
+        return ready_backends(self._store, self.namespace, selector, self._runs)
 
     def serve(self, count: int, method: str = "", path: str = "") -> int:
         """Route `count` requests to backends; returns the last status code."""
@@ -135,18 +173,27 @@ class SimulatedService:
         for _ in range(count):
             backend = self._rng.choice(backends)
             profile = profile_for(backend.image)
-            code, latency = profile.outcome(self._rng)
+            route = self._rng.choice(profile.routes)
+            if method:
+                route = Route(method, path, route.upstream if route.path == path else "")
+            result = self.world.outcome(profile, backend, route, self.load_per_pod, self._rng)
+            code, latency, error = result.code, result.latency, result.error
+            if result.cache:
+                self._cache[result.cache].inc()
+            if route.path == "/api/v1/chat" and profile.app == "backend":
+                provider, llm_code, llm_latency = self.world.llm_call(backend.env, self._rng)
+                self._llm.labels(provider).observe(llm_latency)
+                self._llm_requests.labels(provider, str(llm_code)).inc()
+                if llm_code >= 500 and code < 500:
+                    code, error = 502, f"LLM provider {provider} unavailable"
             key = (str(code), backend.pod)
             per_pod[key] = per_pod.get(key, 0) + 1
             self._duration.labels(backend.version).observe(latency)
-            route = self._rng.choice(profile.routes)
-            if method:
-                route = type(route)(method, path, route.upstream)
             if code >= 500:
                 errors += 1
                 if logged_err < _LOG_LINES_PER_TICK:
                     logged_err += 1
-                    line = access_line(route, code, latency, now)
+                    line = access_line(route, code, latency, now, error)
                     self._logs.write(self.namespace, backend.pod, backend.container, line)
             elif logged_ok < 3:
                 logged_ok += 1
@@ -160,9 +207,20 @@ class SimulatedService:
 
     def simulate(self, real_seconds: float) -> None:
         """Count the simulated client traffic of a real time slice."""
-        self._carry += self.requests_per_second * self._clock.sim(real_seconds)
+        sim_seconds = max(self._clock.sim(real_seconds), 1e-9)
+        self._carry += self.requests_per_second * sim_seconds
+        if self.app == "ollama":
+            self._carry += self.world.take_llm_calls()
         count = min(int(self._carry), 2000)
         self._carry -= int(self._carry)
+        backends = self.backends()
+        instant = count / sim_seconds / max(len(backends), 1)
+        if self._load_seen:
+            weight = 1.0 - math.exp(-sim_seconds / _LOAD_TIME_CONSTANT)
+            self.load_per_pod += (instant - self.load_per_pod) * weight
+        else:
+            self.load_per_pod, self._load_seen = instant, True
+        self.world.observe(self.app, [b.uid for b in backends], self.load_per_pod)
         if count:
             self.serve(count)
 
@@ -196,44 +254,7 @@ class SimulatedService:
 
     def metrics(self) -> bytes:
         """Prometheus text exposition of this Service's registry."""
+        if self.exporter is not None:
+            return self.exporter()
         data: bytes = generate_latest(self.registry)
         return data
-
-
-def _handler_for(service: SimulatedService) -> type[BaseHTTPRequestHandler]:
-    class Handler(_ServiceHandler):
-        target: ClassVar[SimulatedService] = service
-
-    return Handler
-
-
-class _ServiceHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    target: ClassVar[SimulatedService]
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass  # keep test output quiet
-
-    def _send(self, code: int, body: bytes, content_type: str) -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _answer(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
-        path = self.path.split("?", 1)[0]
-        if self.command == "GET" and path == "/metrics":
-            self._send(200, self.target.metrics(), CONTENT_TYPE_LATEST)
-            return
-        if self.command == "GET" and path in ("/health", "/healthz"):
-            code, body = self.target.health()
-        else:
-            code = self.target.serve(1, self.command, path)
-            body = {"status": "ok"} if code < 400 else {"error": f"upstream returned {code}"}
-        self._send(code, json.dumps(body).encode(), "application/json")
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _answer

@@ -49,11 +49,17 @@ def _pod(obj: Obj) -> Cells:
     if obj["metadata"].get("deletionTimestamp"):
         phase = "Terminating"
     restarts = sum(int(s.get("restartCount", 0)) for s in statuses)
+    finished = [
+        s["lastState"]["terminated"].get("finishedAt")
+        for s in statuses
+        if (s.get("lastState") or {}).get("terminated")
+    ]
+    shown = f"{restarts} ({human_age(max(finished))} ago)" if restarts and finished else restarts
     return [
         obj["metadata"]["name"],
         f"{ready}/{total}",
         phase,
-        restarts,
+        shown,
         _age(obj),
         obj["status"].get("podIP", "<none>"),
         obj["spec"].get("nodeName", "<none>"),
@@ -135,6 +141,40 @@ def _event(obj: Obj) -> Cells:
     ]
 
 
+def _configmap(obj: Obj) -> Cells:
+    return [obj["metadata"]["name"], len(obj.get("data") or {}), _age(obj)]
+
+
+def _claim(obj: Obj) -> Cells:
+    spec, status = obj.get("spec", {}), obj.get("status", {})
+    return [
+        obj["metadata"]["name"],
+        status.get("phase", "Pending"),
+        spec.get("volumeName", ""),
+        (status.get("capacity") or {}).get("storage", ""),
+        ",".join({"ReadWriteOnce": "RWO"}.get(m, m) for m in status.get("accessModes", [])),
+        spec.get("storageClassName", ""),
+        "<unset>",
+        _age(obj),
+    ]
+
+
+def _volume(obj: Obj) -> Cells:
+    spec, claim = obj.get("spec", {}), obj.get("spec", {}).get("claimRef") or {}
+    return [
+        obj["metadata"]["name"],
+        (spec.get("capacity") or {}).get("storage", ""),
+        ",".join({"ReadWriteOnce": "RWO"}.get(m, m) for m in spec.get("accessModes", [])),
+        spec.get("persistentVolumeReclaimPolicy", "Delete"),
+        obj.get("status", {}).get("phase", "Available"),
+        f"{claim.get('namespace')}/{claim.get('name')}" if claim else "",
+        spec.get("storageClassName", ""),
+        "<unset>",
+        "",
+        _age(obj),
+    ]
+
+
 def _namespace(obj: Obj) -> Cells:
     return [obj["metadata"]["name"], obj.get("status", {}).get("phase", "Active"), _age(obj)]
 
@@ -144,7 +184,7 @@ def _columns(*names: str, wide: int = 0) -> list[Obj]:
     return [
         {
             "name": n,
-            "type": "integer" if n in {"Restarts", "Count"} else "string",
+            "type": "integer" if n in {"Count", "Data"} else "string",
             "format": "name" if n == "Name" else "",
             "description": n,
             "priority": 1 if i >= count - wide else 0,
@@ -185,6 +225,35 @@ PRINTERS: dict[str, tuple[list[Obj], Callable[[Obj], Cells]]] = {
         _event,
     ),
     "namespaces": (_columns("Name", "Status", "Age"), _namespace),
+    "configmaps": (_columns("Name", "Data", "Age"), _configmap),
+    "persistentvolumeclaims": (
+        _columns(
+            "Name",
+            "Status",
+            "Volume",
+            "Capacity",
+            "Access Modes",
+            "StorageClass",
+            "VolumeAttributesClass",
+            "Age",
+        ),
+        _claim,
+    ),
+    "persistentvolumes": (
+        _columns(
+            "Name",
+            "Capacity",
+            "Access Modes",
+            "Reclaim Policy",
+            "Status",
+            "Claim",
+            "StorageClass",
+            "VolumeAttributesClass",
+            "Reason",
+            "Age",
+        ),
+        _volume,
+    ),
 }
 
 

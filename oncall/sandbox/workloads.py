@@ -1,13 +1,11 @@
-"""What each container image does once running: error profile, latency, logs."""
+"""What each container image is: routes, start-up output, error profile, a crash if it has one."""
 
 from __future__ import annotations
 
 import random
-import threading
-import time
-from collections import deque
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
+
+from oncall.sandbox.podlogs import stamp
 
 
 class SimClock:
@@ -37,19 +35,30 @@ class Route:
 
 
 @dataclass(frozen=True)
-class ImageProfile:
-    """Behaviour of a container image: error rate, status codes, latency, start-up."""
+class Crash:
+    """How a container run ends: after how long, with what exit code, saying what."""
 
+    after_seconds: float
+    exit_code: int
+    reason: str
+    lines: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ImageProfile:
+    """Behaviour of a container image: app family, error rate, latency, start-up, crash."""
+
+    app: str
     error_rate: float
     error_codes: tuple[int, ...] = (500, 502, 503)
     latency_seconds: float = 0.08
     ready_after_seconds: float = 5.0
-    crashes: bool = False  # reserved for the crash-loop scenario
+    crash: Crash | None = None
     routes: tuple[Route, ...] = (Route("GET", "/"),)
     startup_lines: tuple[str, ...] = ("starting",)
 
     def outcome(self, rng: random.Random) -> tuple[int, float]:
-        """Status code and latency (seconds) of one request."""
+        """Status code and latency (seconds) of one request, by the image alone."""
         latency = rng.expovariate(1.0 / self.latency_seconds)
         if rng.random() < self.error_rate:
             return rng.choice(self.error_codes), latency * 3
@@ -71,9 +80,10 @@ _BACKEND_STARTUP = (
     "INFO Uvicorn running on http://0.0.0.0:8000 (Press CTRL+C to quit)",
 )
 _HEALTHY_BACKEND = ImageProfile(
-    error_rate=0.002, routes=_BACKEND_ROUTES, startup_lines=_BACKEND_STARTUP
+    "backend", error_rate=0.002, routes=_BACKEND_ROUTES, startup_lines=_BACKEND_STARTUP
 )
 _BAD_BACKEND = ImageProfile(
+    "backend",
     error_rate=0.27,
     error_codes=(500, 502, 502, 503),
     latency_seconds=0.25,
@@ -81,6 +91,7 @@ _BAD_BACKEND = ImageProfile(
     startup_lines=_BACKEND_STARTUP,
 )
 _WEAVIATE = ImageProfile(
+    "weaviate",
     error_rate=0.001,
     latency_seconds=0.02,
     routes=(Route("GET", "/v1/meta"), Route("POST", "/v1/graphql")),
@@ -90,20 +101,58 @@ _WEAVIATE = ImageProfile(
     ),
 )
 _OLLAMA = ImageProfile(
+    "ollama",
     error_rate=0.001,
     latency_seconds=0.9,
     routes=(Route("POST", "/api/generate"), Route("GET", "/api/tags")),
     startup_lines=('INFO msg="Listening on [::]:11434 (version 0.1.32)"',),
 )
+CRONOS_ROUTES = (
+    Route("GET", "/api/v1/jobs", "postgres:5432"),
+    Route("POST", "/api/v1/predictions", "postgres:5432"),
+    Route("GET", "/api/v1/models", "redis:6379"),
+    Route("GET", "/api/v1/reports/export", "reports-api:443"),
+)
+_CRONOS = ImageProfile("cronos", error_rate=0.002, latency_seconds=0.1, routes=CRONOS_ROUTES)
+_CRONOS_BROKEN_RELEASE = ImageProfile(
+    "cronos",
+    error_rate=1.0,
+    routes=CRONOS_ROUTES,
+    crash=Crash(
+        2.0,
+        1,
+        "Error",
+        (
+            "INFO Starting CRONOS AI 2.5.0",
+            "Traceback (most recent call last):",
+            '  File "/app/ai_engine/main.py", line 12, in <module>',
+            "    from ai_engine.scheduler.v2 import JobScheduler",
+            "ModuleNotFoundError: No module named 'ai_engine.scheduler.v2'",
+            "CRITICAL startup failed: ModuleNotFoundError, exiting with status 1",
+        ),
+    ),
+)
+_KUBE_STATE_METRICS = ImageProfile(
+    "kube-state-metrics",
+    error_rate=0.0,
+    routes=(Route("GET", "/metrics"),),
+    startup_lines=('I0101 00:00:00.000000       1 server.go:199] "Starting metrics server"',),
+)
 
-# Exact images first, then the repository's default: a catalogue later scenarios extend.
-IMAGES: dict[str, ImageProfile] = {"ghcr.io/gremlinsai/backend:1.5.0": _BAD_BACKEND}
+CRONOS_IMAGE = "ghcr.io/cronos-ai/cronos-ai"
+# Exact images first, then the repository's default.
+IMAGES: dict[str, ImageProfile] = {
+    "ghcr.io/gremlinsai/backend:1.5.0": _BAD_BACKEND,
+    f"{CRONOS_IMAGE}:2.5.0": _CRONOS_BROKEN_RELEASE,
+}
 REPOSITORIES: dict[str, ImageProfile] = {
     "ghcr.io/gremlinsai/backend": _HEALTHY_BACKEND,
     "semitechnologies/weaviate": _WEAVIATE,
     "ollama/ollama": _OLLAMA,
+    CRONOS_IMAGE: _CRONOS,
+    "registry.k8s.io/kube-state-metrics/kube-state-metrics": _KUBE_STATE_METRICS,
 }
-_DEFAULT = ImageProfile(error_rate=0.0)
+_DEFAULT = ImageProfile("", error_rate=0.0)
 
 
 def profile_for(image: str) -> ImageProfile:
@@ -114,72 +163,22 @@ def profile_for(image: str) -> ImageProfile:
     return REPOSITORIES.get(repository, _DEFAULT)
 
 
-def _stamp(at: float) -> str:
-    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+_REASONS = {
+    500: "internal error",
+    502: "bad gateway",
+    503: "service unavailable",
+    504: "gateway timeout",
+}
 
 
-def access_line(route: Route, code: int, latency: float, at: float) -> str:
+def access_line(route: Route, code: int, latency: float, at: float, error: str = "") -> str:
     """One application log line for a request, ERROR for a 5xx."""
     ms = int(latency * 1000)
     if code >= 500:
-        detail = {500: "internal error", 502: "bad gateway", 503: "service unavailable"}
-        reason = detail.get(code, "error")
+        reason = error or _REASONS.get(code, "error")
         upstream = f" upstream={route.upstream}" if route.upstream else ""
         return (
-            f"{_stamp(at)} ERROR {route.method} {route.path} status={code}{upstream} "
+            f"{stamp(at)} ERROR {route.method} {route.path} status={code}{upstream} "
             f'duration_ms={ms} error="{reason}"'
         )
-    return f"{_stamp(at)} INFO {route.method} {route.path} status={code} duration_ms={ms}"
-
-
-@dataclass
-class _Buffer:
-    lines: deque[tuple[float, str]] = field(default_factory=lambda: deque(maxlen=4000))
-
-
-class PodLogs:
-    """Per-container log buffers, keyed by (namespace, pod, container)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._buffers: dict[tuple[str, str, str], _Buffer] = {}
-
-    def write(self, namespace: str, pod: str, container: str, line: str) -> None:
-        """Append a line (already carrying its own timestamp) to a container's log."""
-        with self._lock:
-            buffer = self._buffers.setdefault((namespace, pod, container), _Buffer())
-            buffer.lines.append((time.time(), line))
-
-    def start(self, namespace: str, pod: str, container: str, image: str) -> None:
-        """Write an image's start-up lines."""
-        now = time.time()
-        for line in profile_for(image).startup_lines:
-            self.write(namespace, pod, container, f"{_stamp(now)} {line}")
-
-    def read(
-        self,
-        namespace: str,
-        pod: str,
-        container: str,
-        *,
-        tail: int | None = None,
-        since_seconds: float | None = None,
-        timestamps: bool = False,
-    ) -> str:
-        """The log text the pods/log endpoint returns."""
-        with self._lock:
-            entries = list(self._buffers.get((namespace, pod, container), _Buffer()).lines)
-        if since_seconds is not None:
-            cutoff = time.time() - since_seconds
-            entries = [e for e in entries if e[0] >= cutoff]
-        if tail is not None:
-            entries = entries[-tail:] if tail > 0 else []
-        if timestamps:
-            return "".join(f"{_stamp(at)} {line}\n" for at, line in entries)
-        return "".join(f"{line}\n" for _, line in entries)
-
-    def forget(self, namespace: str, pod: str) -> None:
-        """Drop the buffers of a deleted pod."""
-        with self._lock:
-            for key in [k for k in self._buffers if k[:2] == (namespace, pod)]:
-                del self._buffers[key]
+    return f"{stamp(at)} INFO {route.method} {route.path} status={code} duration_ms={ms}"

@@ -38,7 +38,11 @@ def _incident(faulted: FaultedCluster) -> Incident:
 
 @flow
 def _apply(
-    faulted: FaultedCluster, guard: Guard, incident: Incident, kind: str, arg: Any,
+    faulted: FaultedCluster,
+    guard: Guard,
+    incident: Incident,
+    kind: str,
+    arg: Any,
     approval: ApprovalDecision | None,
 ) -> Action:
     if kind == "rollback":
@@ -60,18 +64,28 @@ def _unchanged(faulted: FaultedCluster) -> None:
         (GuardPolicy(allowed_namespaces=[NAMESPACE]), "rollback", 0, None, "needs an approval"),
         (
             GuardPolicy(allowed_namespaces=[NAMESPACE]),
-            "rollback", 0, ApprovalDecision(approve=False, approver="sam"), "needs an approval",
+            "rollback",
+            0,
+            ApprovalDecision(approve=False, approver="sam"),
+            "needs an approval",
         ),
         (GuardPolicy(allowed_namespaces=[NAMESPACE], max_replicas=5), "scale", 6, None, "cap"),
         (
             GuardPolicy(allowed_namespaces=[NAMESPACE], budget_per_hour={"scale": 0}),
-            "scale", 4, None, "budget spent",
+            "scale",
+            4,
+            None,
+            "budget spent",
         ),
     ],
 )
 def test_refusals_change_nothing(
-    faulted: FaultedCluster, policy: GuardPolicy, kind: str, arg: int,
-    approval: ApprovalDecision | None, message: str,
+    faulted: FaultedCluster,
+    policy: GuardPolicy,
+    kind: str,
+    arg: int,
+    approval: ApprovalDecision | None,
+    message: str,
 ) -> None:
     with pytest.raises(UnsafeToRemediate, match=message):
         _apply(faulted, _guard(policy), _incident(faulted), kind, arg, approval)

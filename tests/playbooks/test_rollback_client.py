@@ -52,5 +52,3 @@ def test_a_stale_plan_is_refused(faulted: FaultedCluster) -> None:
     with pytest.raises(UnsafeToRemediate, match="since the plan was approved"):
         faulted.kube.rollout_undo(plan)
     assert faulted.kube.health(NAMESPACE, BLUE).revision == 4
-
-

@@ -21,14 +21,14 @@ SERVICE = "gremlinsai-service"
 class Cluster:
     """A started Sandbox plus the ways a user reaches it: kubectl and HTTP."""
 
-    def __init__(self, sb: Sandbox) -> None:
-        self.sb = sb
-        self.service_url = sb.service_url(NAMESPACE, SERVICE)
+    def __init__(self, sb: Sandbox, namespace: str = NAMESPACE, service: str = SERVICE) -> None:
+        self.sb, self.namespace = sb, namespace
+        self.service_url = sb.service_url(namespace, service)
 
     def kubectl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run the real kubectl against the sandbox (namespace gremlinsai)."""
+        """Run the real kubectl against the sandbox (in the cluster's namespace)."""
         result = subprocess.run(
-            [KUBECTL, "--kubeconfig", str(self.sb.kubeconfig_path), "-n", NAMESPACE, *args],
+            [KUBECTL, "--kubeconfig", str(self.sb.kubeconfig_path), "-n", self.namespace, *args],
             capture_output=True,
             text=True,
             timeout=30,
@@ -83,3 +83,40 @@ def wait_for(predicate: Callable[[], object], timeout: float = 10.0, what: str =
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+def scrape(base_url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of one /metrics scrape, keyed by (name, sorted labels)."""
+    text = httpx.get(f"{base_url}/metrics").text
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def gauge(base_url: str, name: str) -> list[float]:
+    """Values of a gauge across its label sets."""
+    return [v for (n, _), v in scrape(base_url).items() if n == name]
+
+
+def quantile(
+    base_url: str, metric: str, q: float, min_count: int = 300, timeout: float = 10.0
+) -> float:
+    """A histogram quantile over the requests between two scrapes (histogram_quantile-like)."""
+    before = scrape(base_url)
+    deadline = time.monotonic() + timeout
+    while True:
+        time.sleep(0.1)
+        after = scrape(base_url)
+        buckets: dict[float, float] = {}
+        for (name, labels), value in after.items():
+            if name == f"{metric}_bucket":
+                le = float(dict(labels)["le"])
+                delta = value - before.get((name, labels), 0.0)
+                buckets[le] = buckets.get(le, 0.0) + delta
+        total = buckets.get(float("inf"), 0.0)
+        if total >= min_count:
+            return next(le for le in sorted(buckets) if buckets[le] >= q * total)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"only {total} observations of {metric} in {timeout}s")

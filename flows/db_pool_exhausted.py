@@ -1,0 +1,86 @@
+"""CRONOS playbook "Common Issues: Database Connection Pool Exhausted"."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+from prefect.client.schemas.objects import State
+
+from flows.naming import incident_run_name
+from flows.playbook_run import PlaybookRun
+from oncall.clients.metrics import ServiceMetrics
+from oncall.models import Action, Alert
+from oncall.playbooks import DbPoolExhaustedConfig
+from tasks.diagnosis import read_gauges, scan_logs
+from tasks.mitigations import plan_set_env
+from tasks.rollback import wait_for_rollout
+from tasks.verify import verify_error_rate, verify_gauge_ratio
+
+PLAYBOOK = "db-pool-exhausted"
+
+
+@flow(name=PLAYBOOK, flow_run_name=incident_run_name, log_prints=True)
+def db_pool_exhausted(alert: Alert, config: DbPoolExhaustedConfig | None = None) -> State[Any]:
+    """Confirm the pool is full; restart to reset connections and raise DB_POOL_SIZE; verify."""
+    config = config or DbPoolExhaustedConfig()
+    run = PlaybookRun(PLAYBOOK, alert, config)
+    metrics = ServiceMetrics(config.service_url)
+    run.acknowledge()
+
+    # Confirm: pool in use vs size, the pool errors in the logs, the database itself.
+    pool = read_gauges(metrics, [config.in_use_metric, config.size_metric])
+    logs = scan_logs(run.kube, config.namespace, config.selector, 100)
+    probes = [p.result() for p in run.probe_dependencies()]
+    findings = (
+        f"pool {pool[config.in_use_metric]}/{pool[config.size_metric]} in use; "
+        f"{logs['error_lines']} error lines; database "
+        + ", ".join(f"{p.name} {'up' if p.ok else 'DOWN'}" for p in probes)
+    )
+    run.record(
+        Action(
+            kind="diagnosis",
+            target=config.namespace,
+            detail={
+                "pool": pool,
+                "logs": logs,
+                "findings": findings,
+                "probes": [p.model_dump() for p in probes],
+            },
+        )
+    )
+    if any(p.name == "postgresql" and not p.ok for p in probes):
+        return run.escalate("the database itself is down: a bigger pool will not help; " + findings)
+
+    # Quick fix: restart pods to reset connections, and increase the pool size (temporary).
+    # Raising DB_POOL_SIZE changes the template, so the rollout restarts the pods as well.
+    plan = plan_set_env(
+        run.kube,
+        config.namespace,
+        config.deployment,
+        config.container,
+        {config.pool_env: str(config.pool_size)},
+    )
+    applied = run.mitigate(plan, findings, config.container)
+    if isinstance(applied, State):
+        return applied
+    wait_for_rollout(run.kube, config.namespace, config.deployment, config.rollout_timeout_s)
+    headroom = verify_gauge_ratio(
+        metrics,
+        config.in_use_metric,
+        config.size_metric,
+        0.9,
+        config.verify_checks,
+        config.verify_window_s,
+        config.verify_timeout_s,
+    )
+    if not headroom.passed:
+        return run.finish(headroom, undo=plan.inverse())
+    errors = verify_error_rate(
+        metrics,
+        config.error_rate_threshold,
+        config.verify_checks,
+        config.verify_window_s,
+        config.verify_timeout_s,
+    )
+    return run.finish(errors, undo=plan.inverse())

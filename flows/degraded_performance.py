@@ -1,0 +1,80 @@
+"""CRONOS playbook "P2 (High) - Degraded Performance" (p95 > 1 s, 5-10 % errors)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+from prefect.client.schemas.objects import State
+
+from flows.naming import incident_run_name
+from flows.playbook_run import PlaybookRun
+from oncall.clients.metrics import ServiceMetrics
+from oncall.models import Action, Alert
+from oncall.playbooks import DegradedPerformanceConfig
+from tasks.diagnosis import measure_error_rate, measure_latency, read_gauges
+from tasks.health import check_deployment_health
+from tasks.mitigations import plan_scale
+from tasks.rollback import wait_for_rollout
+from tasks.verify import verify_latency
+
+PLAYBOOK = "degraded-performance"
+
+
+@flow(name=PLAYBOOK, flow_run_name=incident_run_name, log_prints=True)
+def degraded_performance(
+    alert: Alert, config: DegradedPerformanceConfig | None = None
+) -> State[Any]:
+    """Resource use, metrics, dependencies; scale up when saturated; verify p95 recovers."""
+    config = config or DegradedPerformanceConfig()
+    run = PlaybookRun(PLAYBOOK, alert, config)
+    metrics = ServiceMetrics(config.service_url)
+    run.acknowledge()
+
+    # 1. Resource utilisation. 2. Metrics: latency and errors. 3. Dependencies.
+    health = check_deployment_health(run.kube, config.namespace, config.deployment)
+    gauges = read_gauges(metrics, [config.cpu_metric])
+    p95 = measure_latency(metrics, config.latency_histogram, 0.95, config.verify_window_s)
+    errors = measure_error_rate(metrics, config.verify_window_s)
+    probes = [p.result() for p in run.probe_dependencies({"api": f"{config.service_url}/health"})]
+    cpu = (gauges[config.cpu_metric] or 0.0) / max(health.ready_replicas, 1)
+    findings = (
+        f"p95 {p95 if p95 is not None else 'n/a'} s, 5xx {errors:.1%}, CPU {cpu:.0%} per pod "
+        f"on {health.ready_replicas} pods; dependencies: "
+        + ", ".join(f"{p.name} {'up' if p.ok else 'DOWN'}" for p in probes)
+    )
+    run.record(
+        Action(
+            kind="diagnosis",
+            target=config.namespace,
+            detail={
+                "p95_s": p95,
+                "error_rate": errors,
+                "cpu_per_pod": cpu,
+                "findings": findings,
+                "probes": [p.model_dump() for p in probes],
+            },
+        )
+    )
+    down = [p.name for p in probes if not p.ok and p.name != "api"]
+    if down:
+        return run.escalate(
+            f"dependencies down ({', '.join(down)}): scaling will not help; " + findings
+        )
+
+    # 4. Scale if needed.
+    plan = plan_scale(run.kube, config.namespace, config.deployment, config.scale_to)
+    applied = run.mitigate(plan, findings)
+    if isinstance(applied, State):
+        return applied
+    wait_for_rollout(run.kube, config.namespace, config.deployment, config.rollout_timeout_s)
+    verification = verify_latency(
+        metrics,
+        config.latency_histogram,
+        0.95,
+        config.latency_threshold_s,
+        config.verify_checks,
+        config.verify_window_s,
+        config.verify_timeout_s,
+    )
+    return run.finish(verification, undo=plan.inverse())
