@@ -12,8 +12,12 @@ from oncall.routing import PlaybookRouter
 
 
 def _alert(name: str, **labels: str) -> Alert:
-    return Alert(name=name, labels={"alertname": name, **labels}, starts_at=utcnow(),
-                 fingerprint="0123456789abcdef")
+    return Alert(
+        name=name,
+        labels={"alertname": name, **labels},
+        starts_at=utcnow(),
+        fingerprint="0123456789abcdef",
+    )
 
 
 @pytest.mark.parametrize(
@@ -60,3 +64,12 @@ def test_bad_routes_file_is_a_clear_error(tmp_path: Path, text: str, needle: str
     path.write_text(text)
     with pytest.raises(PermanentError, match=needle):
         PlaybookRouter.from_file(path)
+
+
+def test_every_route_has_a_deployment_in_prefect_yaml() -> None:
+    from oncall.runner import default_prefect_yaml, load_deployments
+
+    deployed = {f"{d.load_flow().name}/{d.name}" for d in load_deployments(default_prefect_yaml())}
+    router = PlaybookRouter.from_file()
+    targets = {r.deployment for r in router.routes} | {router.default}
+    assert targets <= deployed, targets - deployed
