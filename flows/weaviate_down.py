@@ -58,7 +58,7 @@ def weaviate_down(alert: Alert, config: WeaviateDownConfig | None = None) -> Sta
             },
         )
     )
-    if pvc != "Bound":
+    if pvc not in ("Bound", "Unknown"):
         # A restart cannot fix storage: the seed's "If Persistent Volume Issues" is for a human.
         return run.escalate(f"Weaviate's volume claim is {pvc}; " + findings)
 

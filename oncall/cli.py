@@ -152,6 +152,23 @@ def worker(
 
 
 @app.command()
+def up(
+    host: Annotated[str, typer.Option(help="Interface the intake binds to.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the intake.")] = 8080,
+    sandbox: Annotated[
+        str | None, typer.Option(help="Also run the sandbox cluster with this scenario.")
+    ] = None,
+) -> None:
+    """Run the whole local stack: Prefect server, warm worker, intake (and the sandbox)."""
+    from oncall.stack import run_stack
+
+    try:
+        run_stack(OncallSettings(), console, _configured_prefect_api(), host, port, sandbox)
+    except OncallError as exc:
+        raise _fail(str(exc)) from exc
+
+
+@app.command()
 def ack(
     incident_id: Annotated[str, typer.Argument(help="The incident to take.")],
     by: Annotated[str, typer.Option("--by", help="Who takes it; recorded.")],

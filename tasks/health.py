@@ -6,6 +6,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from oncall.clients.kube import KubeClient
+from oncall.errors import PermanentError
 from oncall.observations import DeploymentHealth
 from oncall.retrying import retry_if_transient
 
@@ -52,7 +53,12 @@ def check_endpoints(kube: KubeClient, namespace: str, service: str) -> list[str]
     retry_condition_fn=retry_if_transient,
 )
 def check_pvc(kube: KubeClient, namespace: str, claim: str) -> str:
-    """`kubectl get pvc`: the claim's phase (Bound is healthy)."""
-    phase = kube.pvc_phase(namespace, claim)
+    """`kubectl get pvc`: the claim's phase (Bound is healthy; Unknown if not readable)."""
+    try:
+        phase = kube.pvc_phase(namespace, claim)
+    except PermanentError as exc:
+        # The least-privilege Role does not grant PVC reads; say so instead of failing.
+        get_run_logger().warning("PVC %s/%s not checked: %s", namespace, claim, exc)
+        return "Unknown"
     get_run_logger().info("PVC %s/%s: %s", namespace, claim, phase)
     return phase

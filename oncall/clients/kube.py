@@ -369,15 +369,21 @@ class KubeClient:
         )
 
     def endpoints(self, namespace: str, name: str) -> list[str]:
-        """Ready endpoint addresses of a Service (`kubectl get endpoints`)."""
-        obj = self._raw(
-            f"get endpoints {namespace}/{name}",
-            lambda: self.core.read_namespaced_endpoints(name, namespace, _request_timeout=T_OUT),
-        )
+        """Ready addresses behind a Service, as its Endpoints list them.
+
+        Derived from the Service's selector and the pods' readiness, so the remediation Role
+        needs no read access to Endpoints (PROTOCOLS.md: services get, pods list).
+        """
+        selector = self.service(namespace, name)["spec"].get("selector") or {}
+        if not selector:
+            return []
         return [
-            addr["ip"]
-            for subset in obj.get("subsets") or []
-            for addr in subset.get("addresses") or []
+            pod["status"].get("podIP", "")
+            for pod in self.pod_objects(namespace, selector)
+            if any(
+                c.get("type") == "Ready" and c.get("status") == "True"
+                for c in pod.get("status", {}).get("conditions") or []
+            )
         ]
 
     def config_map(self, namespace: str, name: str) -> dict[str, str]:

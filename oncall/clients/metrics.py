@@ -7,6 +7,7 @@ import time
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from oncall.clients.service_urls import resolve
 from oncall.errors import TransientError
 from oncall.observations import ErrorRateSample
 
@@ -17,7 +18,7 @@ class ServiceMetrics:
     """Scrapes one service's Prometheus `/metrics` endpoint."""
 
     def __init__(self, base_url: str, http: httpx.Client | None = None, timeout_s: float = 5.0):
-        self.url = base_url.rstrip("/") + "/metrics"
+        self.url = resolve(base_url).rstrip("/") + "/metrics"
         self.http = http or httpx.Client(timeout=timeout_s)
 
     def close(self) -> None:

@@ -12,6 +12,7 @@ import httpx
 import psycopg
 import redis
 
+from oncall.clients.service_urls import resolve
 from oncall.observations import ProbeResult
 
 
@@ -74,6 +75,7 @@ def probe_http(
 ) -> ProbeResult:
     """GET a health URL: 2xx is up, anything else (or no answer) is down."""
     started = time.perf_counter()
+    url = resolve(url)
     owned = http is None
     session = http or httpx.Client(timeout=timeout_s)
     try:

@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 
+from oncall.clients.service_urls import resolve
 from oncall.errors import PermanentError, TransientError
 
 
@@ -13,7 +14,7 @@ class ServiceAdmin:
     """One service's debug and admin HTTP endpoints."""
 
     def __init__(self, base_url: str, timeout_s: float = 5.0) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.base_url = resolve(base_url).rstrip("/")
         self.http = httpx.Client(timeout=timeout_s)
 
     def _request(self, method: str, path: str) -> Any:

@@ -10,6 +10,7 @@ from types import TracebackType
 
 import yaml
 
+from oncall.clients.service_urls import publish_services, services_file
 from oncall.sandbox.api import KubernetesApi
 from oncall.sandbox.controllers import DeploymentController, rollout_complete
 from oncall.sandbox.endpoints import EndpointsController
@@ -101,6 +102,8 @@ class Sandbox:
             thread.start()
             self._threads.append(thread)
         self._write_kubeconfig()
+        # Where in-cluster URLs (http://svc.ns:port) really listen, for the playbooks' clients.
+        publish_services(self.home, self.status()["services"])
 
     def stop(self) -> None:
         """Stop every thread and server; safe to call twice."""
@@ -112,6 +115,7 @@ class Sandbox:
         for thread in self._threads:
             thread.join(timeout=5)
         self._api.stop()
+        services_file(self.home).unlink(missing_ok=True)
         with self._services_lock:
             for service in self._services.values():
                 service.stop()

@@ -1,0 +1,241 @@
+"""The PagerDuty client: Events API v2 out (trigger, acknowledge, resolve), V3 webhooks in.
+
+Per PROTOCOLS.md "PagerDuty": 202 is accepted, 400 is a bad event (never retried), 429 and
+5xx are retried with backoff. The webhook's signature is checked by the intake; this module
+decides what an incoming event means for our incident.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal
+
+import httpx
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from tenacity import (
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from oncall.clients.prefect_api import PrefectApi
+from oncall.errors import NotFoundError, PermanentError, TransientError
+from oncall.models import Incident, IncidentStatus, Severity
+from oncall.store import IncidentStore
+
+log = logging.getLogger("oncall.pagerduty")
+
+EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
+EventAction = Literal["trigger", "acknowledge", "resolve"]
+# PagerDuty's four severities, from the seed's P1-P4.
+SEVERITIES: dict[Severity, str] = {
+    Severity.P1: "critical",
+    Severity.P2: "error",
+    Severity.P3: "warning",
+    Severity.P4: "info",
+}
+
+
+class PagerDutySettings(BaseSettings):
+    """How the product reaches PagerDuty (environment prefix ``ONCALL_PAGERDUTY_``).
+
+    The V3 webhook secret is the intake's (``ONCALL_INTAKE_PAGERDUTY_SECRET``).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="ONCALL_PAGERDUTY_", extra="ignore")
+
+    routing_key: SecretStr | None = Field(
+        default=None,
+        description="Events API v2 integration (routing) key; without it events go to the log.",
+    )
+    events_url: str = Field(
+        default=EVENTS_URL, description="Events API v2 enqueue URL; tests point it at a fake."
+    )
+    timeout_s: float = Field(default=5.0, gt=0, description="Timeout of one Events API call.")
+    attempts: int = Field(
+        default=3, ge=1, description="Attempts per event while PagerDuty answers 429 or 5xx."
+    )
+
+
+class PagerDutyUnavailable(TransientError):
+    """PagerDuty answered 429/5xx or could not be reached."""
+
+
+class PagerDutyRefused(PermanentError):
+    """PagerDuty refused the event (HTTP 400 or another 4xx): retrying will not help."""
+
+
+class PagerDutyClient:
+    """Sends Events API v2 events; the incident's key is the ``dedup_key``."""
+
+    def __init__(
+        self,
+        routing_key: str,
+        events_url: str = EVENTS_URL,
+        timeout_s: float = 5.0,
+        attempts: int = 3,
+        backoff_s: float = 0.5,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.routing_key, self.events_url = routing_key, events_url
+        self.attempts, self.backoff_s = attempts, backoff_s
+        self.http = httpx.Client(timeout=timeout_s, transport=transport)
+
+    @classmethod
+    def from_settings(cls, settings: PagerDutySettings) -> PagerDutyClient | None:
+        """A client as the settings say; None without a routing key."""
+        if settings.routing_key is None or not settings.routing_key.get_secret_value():
+            return None
+        return cls(
+            settings.routing_key.get_secret_value(),
+            settings.events_url,
+            settings.timeout_s,
+            settings.attempts,
+        )
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self.http.close()
+
+    def trigger(
+        self,
+        dedup_key: str,
+        summary: str,
+        source: str,
+        severity: str,
+        *,
+        timestamp: str | None = None,
+        component: str | None = None,
+        group: str | None = None,
+        event_class: str | None = None,
+        custom_details: dict[str, Any] | None = None,
+        links: list[dict[str, str]] | None = None,
+    ) -> str:
+        """Open (or add to) the PagerDuty incident for ``dedup_key``; returns the key."""
+        payload: dict[str, Any] = {
+            "summary": summary[:1024],
+            "source": source,
+            "severity": severity,
+            "timestamp": timestamp,
+            "component": component,
+            "group": group,
+            "class": event_class,
+            "custom_details": custom_details,
+        }
+        event: dict[str, Any] = {
+            "payload": {k: v for k, v in payload.items() if v is not None},
+        }
+        if links:
+            event["links"] = links
+        return self.send("trigger", dedup_key, event)
+
+    def acknowledge(self, dedup_key: str) -> str:
+        """Acknowledge the PagerDuty incident of ``dedup_key``."""
+        return self.send("acknowledge", dedup_key)
+
+    def resolve(self, dedup_key: str) -> str:
+        """Resolve the PagerDuty incident of ``dedup_key``."""
+        return self.send("resolve", dedup_key)
+
+    def send(self, action: EventAction, dedup_key: str, extra: dict[str, Any] | None = None) -> str:
+        """Enqueue one event, retrying 429/5xx with exponential backoff."""
+        body = {
+            "routing_key": self.routing_key,
+            "event_action": action,
+            "dedup_key": dedup_key,
+            **(extra or {}),
+        }
+        retrying = Retrying(
+            retry=retry_if_exception_type(PagerDutyUnavailable),
+            stop=stop_after_attempt(self.attempts),
+            wait=wait_exponential(multiplier=self.backoff_s, max=8 * self.backoff_s),
+            reraise=True,
+        )
+        answer: str = retrying(self._post, action, dedup_key, body)
+        return answer
+
+    def _post(self, action: str, dedup_key: str, body: dict[str, Any]) -> str:
+        what = f"PagerDuty {action} {dedup_key}"
+        try:
+            response = self.http.post(self.events_url, json=body)
+        except httpx.TransportError as exc:
+            raise PagerDutyUnavailable(f"{what}: unreachable: {exc}") from exc
+        if response.status_code == 429 or response.status_code >= 500:
+            log.warning("%s: HTTP %d, retrying", what, response.status_code)
+            raise PagerDutyUnavailable(f"{what}: HTTP {response.status_code}")
+        if response.status_code >= 400:
+            raise PagerDutyRefused(f"{what}: refused (HTTP {response.status_code}): {_why(response)}")
+        try:
+            key = response.json().get("dedup_key") or dedup_key
+        except ValueError:
+            key = dedup_key
+        return str(key)
+
+
+def _why(response: httpx.Response) -> str:
+    try:
+        doc = response.json()
+    except ValueError:
+        return response.text[:300]
+    errors = doc.get("errors") if isinstance(doc, dict) else None
+    message = doc.get("message", "") if isinstance(doc, dict) else ""
+    return f"{message} {'; '.join(map(str, errors or []))}".strip() or response.text[:300]
+
+
+def handle_pagerduty_event(event: dict[str, Any], store: IncidentStore, prefect: PrefectApi) -> str:
+    """Apply one V3 webhook event to our incident; returns what was done (for the log).
+
+    ``incident.acknowledged`` by a person stops the escalation timers;
+    ``incident.resolved`` closes the incident. Both are idempotent (PagerDuty re-delivers).
+    """
+    event_type = str(event.get("event_type", ""))
+    if event_type not in ("incident.acknowledged", "incident.resolved"):
+        return "ignored"
+    incident = _our_incident(event, store)
+    if incident is None:
+        return "not ours"
+    who = _person(event.get("agent"))
+    if event_type == "incident.acknowledged":
+        if who is None:
+            # Our own Events API acknowledge comes back as a webhook from the integration.
+            return "acknowledged by an integration: ignored"
+        store.acknowledge_by_human(incident.id, who)
+        cancelled = prefect.cancel_scheduled(f"incident:{incident.id}", f"acknowledged by {who}")
+        log.info("%s acknowledged in PagerDuty by %s; %d timer(s) cancelled", incident.id, who, cancelled)
+        return f"acknowledged by {who}; {cancelled} escalation timer(s) cancelled"
+    if incident.status is not IncidentStatus.RESOLVED:
+        store.transition(
+            incident.id, IncidentStatus.RESOLVED, f"resolved in PagerDuty by {who or 'PagerDuty'}"
+        )
+    prefect.cancel_scheduled(f"incident:{incident.id}", "resolved in PagerDuty")
+    return "resolved"
+
+
+def _our_incident(event: dict[str, Any], store: IncidentStore) -> Incident | None:
+    """Our incident: the dedup key we sent (``incident_key``), else the one the intake opened."""
+    data = event.get("data") if isinstance(event.get("data"), dict) else {}
+    candidates = [str(data.get("incident_key") or "")]
+    try:
+        # An incident that started in PagerDuty: the intake named it after its occurrence.
+        from oncall.intake.pagerduty import PagerDutyWebhook, alerts_of
+
+        as_trigger = {**event, "event_type": "incident.triggered"}
+        candidates += [Incident.id_for(a) for a in alerts_of(PagerDutyWebhook(event=as_trigger))]
+    except Exception:  # noqa: BLE001 - a partial event simply has no such incident
+        pass
+    for incident_id in filter(None, candidates):
+        try:
+            return store.get(incident_id)
+        except NotFoundError:
+            continue
+    return None
+
+
+def _person(agent: Any) -> str | None:
+    """Who did it, if a person (a ``user_reference``); None for services and integrations."""
+    if not isinstance(agent, dict) or agent.get("type") != "user_reference":
+        return None
+    name = str(agent.get("summary") or agent.get("id") or "someone")
+    return f"{name} (PagerDuty {agent['id']})" if agent.get("id") else name

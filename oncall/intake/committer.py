@@ -1,0 +1,80 @@
+"""Group commit: messages arriving together are committed by one writer in one transaction.
+
+Every request still gets its 2xx only after its own alerts are committed; under load the
+fsync and the single SQLite writer are shared by a batch instead of paid per request.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+from oncall.intake.inbox import Accepted, Inbox, Message
+from oncall.models import Alert
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Job:
+    message: Message
+    future: Future[Accepted] = field(default_factory=Future)
+
+
+class GroupCommitter:
+    """A writer thread draining a queue of messages into batched transactions."""
+
+    def __init__(self, inbox: Inbox, route: Callable[[Alert], str], max_batch: int = 64) -> None:
+        self.inbox, self.route, self.max_batch = inbox, route, max_batch
+        self._jobs: queue.Queue[_Job | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="intake-committer", daemon=True)
+        self._thread.start()
+
+    def submit(self, message: Message) -> Future[Accepted]:
+        """Queue one message; the future resolves once it is committed (or failed)."""
+        job = _Job(message)
+        self._jobs.put(job)
+        return job.future
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Commit what is queued, then stop the writer."""
+        self._jobs.put(None)
+        self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        while True:
+            first = self._jobs.get()
+            if first is None:
+                return
+            batch, stopping = [first], False
+            while len(batch) < self.max_batch:
+                try:
+                    job = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if job is None:
+                    stopping = True
+                    break
+                batch.append(job)
+            self._commit(batch)
+            if stopping:
+                return
+
+    def _commit(self, batch: list[_Job]) -> None:
+        try:
+            results = self.inbox.accept_batch([j.message for j in batch], self.route)
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0].future.set_exception(exc)
+                return
+            # One bad message must not fail its neighbours: commit them one by one.
+            log.warning("group commit of %d messages failed (%s); one by one", len(batch), exc)
+            for job in batch:
+                self._commit([job])
+            return
+        for job, result in zip(batch, results, strict=True):
+            job.future.set_result(result)
