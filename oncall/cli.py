@@ -230,16 +230,25 @@ def incidents_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     limit: Annotated[int, typer.Option(min=1)] = 50,
 ) -> None:
-    """List incidents, newest first."""
-    from oncall.store import IncidentStore
+    """List incidents, newest first (what `GET /v1/incidents` returns)."""
+    from oncall.intake.inbox import Inbox
+    from oncall.intake.views import incident_views
 
-    items = IncidentStore(OncallSettings().store_url).list(limit)
+    inbox = Inbox(OncallSettings().store_url)
+    try:
+        items = incident_views(inbox, limit)
+    except OncallError as exc:
+        raise _fail(str(exc)) from exc
+    finally:
+        inbox.close()
     if as_json:
         typer.echo(json.dumps([i.model_dump(mode="json") for i in items], indent=2))
         return
-    table = Table("id", "severity", "alert", "service", "status", "opened (UTC)", "flow run")
+    columns = ("id", "severity", "alert", "service", "status", "opened (UTC)", "last seen")
+    table = Table(*columns, "alerts", "flow run")
     for inc in items:
         opened = inc.transitions[0].at.strftime("%Y-%m-%d %H:%M:%S") if inc.transitions else ""
+        seen = inc.last_seen_at.strftime("%H:%M:%S") if inc.last_seen_at else ""
         table.add_row(
             inc.id,
             inc.severity,
@@ -247,6 +256,8 @@ def incidents_list(
             inc.alert.service,
             inc.status.value,
             opened,
+            seen,
+            str(len(inc.occurrences)),
             inc.flow_run_id or "",
         )
     console.print(table)
@@ -254,11 +265,15 @@ def incidents_list(
 
 @incidents_app.command("show")
 def incidents_show(incident_id: str) -> None:
-    """Show one incident as JSON."""
-    from oncall.store import IncidentStore
+    """Show one incident as JSON (what `GET /v1/incidents/ID` returns)."""
+    from oncall.intake.inbox import Inbox
+    from oncall.intake.views import incident_view
 
+    inbox = Inbox(OncallSettings().store_url)
     try:
-        incident = IncidentStore(OncallSettings().store_url).get(incident_id)
+        incident = incident_view(inbox, incident_id)
     except OncallError as exc:
         raise _fail(str(exc)) from exc
+    finally:
+        inbox.close()
     typer.echo(incident.model_dump_json(indent=2))

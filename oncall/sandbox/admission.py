@@ -7,12 +7,13 @@ import hashlib
 from typing import Any
 
 from oncall.sandbox.discovery import Resource
+from oncall.sandbox.kinds import INITIAL_STATUS, KIND_ADMISSION, NO_STATUS, name_causes
 from oncall.sandbox.store import ApiError, Obj
 
 
-def _invalid(kind: str, name: str, causes: list[str]) -> ApiError:
-    group = ".apps" if kind in ("Deployment", "ReplicaSet") else ""
-    return ApiError(422, "Invalid", f'{kind}{group} "{name}" is invalid: {"; ".join(causes)}')
+def _invalid(resource: Resource, name: str, causes: list[str]) -> ApiError:
+    kind = f"{resource.kind}.{resource.group}" if resource.group else resource.kind
+    return ApiError(422, "Invalid", f'{kind} "{name}" is invalid: {"; ".join(causes)}')
 
 
 def default_pod_template(template: Obj) -> Obj:
@@ -123,12 +124,14 @@ def admit(resource: Resource, obj: Obj, current: Obj | None) -> Obj:
         raise ApiError(400, "BadRequest", "object has no valid metadata or spec")
     obj["kind"], obj["apiVersion"] = resource.kind, resource.group_version
     name = obj["metadata"].get("name", "")
-    causes: list[str] = []
-    if resource.plural == "deployments":
+    causes: list[str] = name_causes(resource.plural, name) if current is None else []
+    if resource.plural in KIND_ADMISSION:
+        causes += KIND_ADMISSION[resource.plural](obj, current)
+    elif resource.plural == "deployments":
         if not isinstance(obj.get("spec", {}).get("template", {}), dict):
-            raise _invalid(resource.kind, name, ["spec.template: Invalid value"])
+            raise _invalid(resource, name, ["spec.template: Invalid value"])
         _default_deployment(obj)
-        causes = _validate_deployment(obj)
+        causes += _validate_deployment(obj)
         if current is not None and obj["spec"].get("selector") != current["spec"].get("selector"):
             causes.append("spec.selector: Invalid value: field is immutable")
     elif resource.plural == "configmaps":
@@ -136,7 +139,7 @@ def admit(resource: Resource, obj: Obj, current: Obj | None) -> Obj:
         if not isinstance(data, dict):
             causes.append("data: Invalid value: must be a map of strings")
         else:
-            causes = [
+            causes += [
                 f"data[{k}]: Invalid value: must be a string"
                 for k, v in data.items()
                 if not isinstance(v, str)
@@ -145,12 +148,16 @@ def admit(resource: Resource, obj: Obj, current: Obj | None) -> Obj:
         if current is not None:
             obj["spec"].setdefault("clusterIP", current["spec"].get("clusterIP"))
         _default_service(obj)
-        causes = _validate_service(obj)
+        causes += _validate_service(obj)
     if causes:
-        raise _invalid(resource.kind, name, causes)
+        raise _invalid(resource, name, causes)
     # status is written by controllers only; the main resource ignores it
-    if resource.plural != "configmaps":
-        status: Any = (current or {}).get("status", {})
+    if resource.plural in NO_STATUS:
+        obj.pop("status", None)
+    else:
+        status: Any = (
+            current.get("status", {}) if current else INITIAL_STATUS.get(resource.plural, {})
+        )
         obj["status"] = copy.deepcopy(status)
     if isinstance(obj.get("metadata"), dict):
         obj["metadata"].pop("deletionTimestamp", None)

@@ -9,15 +9,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 from urllib.parse import parse_qs, urlsplit
 
-from oncall.sandbox import tables
-from oncall.sandbox.admission import admit
-from oncall.sandbox.patches import apply_patch
+from oncall.sandbox import protobuf, tables
 from oncall.sandbox.podlogs import PodLogs
 from oncall.sandbox.routing import Request, parse_path, route
 from oncall.sandbox.scale import handle_scale
 from oncall.sandbox.selectors import field_selector, label_selector
 from oncall.sandbox.store import ApiError, Obj, Store
 from oncall.sandbox.watch import stream_watch
+from oncall.sandbox.writes import qualify, write
 
 # `/sandbox/v1/...`: the sandbox's own endpoints (status), answered by its owner.
 Extension = Callable[[str, str, bytes], Obj]
@@ -55,6 +54,12 @@ class KubernetesApi:
 
     def handle(self, req: Request) -> Obj | str:
         """Run one non-watch call; returns the body (a dict, or text for logs)."""
+        try:
+            return self._handle(req)
+        except ApiError as exc:
+            raise qualify(exc, req.resource) from None
+
+    def _handle(self, req: Request) -> Obj | str:
         r, store, ns = req.resource, self.store, req.namespace
         if req.method == "GET" and req.subresource == "log":
             return self._log(req)
@@ -77,41 +82,7 @@ class KubernetesApi:
                 "metadata": {"resourceVersion": store.resource_version},
                 "items": items,
             }
-        verb = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(
-            req.method, ""
-        )
-        if verb not in r.verbs or req.subresource or bool(req.name) == (verb == "create"):
-            raise ApiError(
-                405,
-                "MethodNotAllowed",
-                "the server does not allow this method on the requested resource",
-            )
-        if verb == "delete":
-            return self._delete(req)
-        with store.lock:
-            current = store.get(r.plural, ns, req.name) if req.name else None
-            if verb == "patch":
-                assert current is not None
-                obj = apply_patch(current, req.content_type, req.body)
-            else:
-                obj = _json_body(req.body)
-            meta = obj.setdefault("metadata", {})
-            if verb == "create":
-                meta.setdefault("namespace", ns)
-                if meta["namespace"] != ns:
-                    raise ApiError(
-                        400,
-                        "BadRequest",
-                        "the namespace of the provided object does "
-                        "not match the namespace sent on the request",
-                    )
-                return store.create(r.plural, ns, admit(r, obj, None))
-            if meta.get("name", req.name) != req.name:
-                raise ApiError(
-                    400, "BadRequest", "the name of the object does not match the name on the URL"
-                )
-            meta["name"] = req.name
-            return store.update(r.plural, ns, admit(r, obj, current))
+        return write(store, req)
 
     def _select(self, req: Request) -> list[Obj]:
         namespace = req.namespace or None
@@ -122,39 +93,6 @@ class KubernetesApi:
         return self.store.list(
             req.resource.plural, namespace, lambda o: by_label(o) and by_field(o)
         )
-
-    def _delete(self, req: Request) -> Obj:
-        r, ns = req.resource, req.namespace
-        with self.store.lock:
-            obj = self.store.delete(r.plural, ns, req.name)
-            if r.plural == "deployments":
-                # background cascading deletion, as the garbage collector does
-                for rs in self.store.list("replicasets", ns):
-                    if any(
-                        o["uid"] == obj["metadata"]["uid"]
-                        for o in rs["metadata"].get("ownerReferences", [])
-                    ):
-                        self.store.delete("replicasets", ns, rs["metadata"]["name"])
-                        for pod in self.store.list("pods", ns):
-                            if any(
-                                o["uid"] == rs["metadata"]["uid"]
-                                for o in pod["metadata"].get("ownerReferences", [])
-                            ):
-                                self.store.delete("pods", ns, pod["metadata"]["name"])
-        if r.plural == "pods":
-            return obj
-        return {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Success",
-            "details": {
-                "name": req.name,
-                "group": r.group,
-                "kind": r.plural,
-                "uid": obj["metadata"]["uid"],
-            },
-        }
 
     def _log(self, req: Request) -> str:
         pod = self.store.get("pods", req.namespace, req.name)
@@ -218,16 +156,6 @@ class KubernetesApi:
         stream_watch(self.store, req, lambda: self._select(req), send, self.stopping)
 
 
-def _json_body(body: bytes) -> Obj:
-    try:
-        obj = json.loads(body or b"{}")
-    except ValueError as exc:
-        raise ApiError(400, "BadRequest", f"error decoding body: {exc}") from exc
-    if not isinstance(obj, dict):
-        raise ApiError(400, "BadRequest", "body must be a JSON object")
-    return obj
-
-
 class _ApiHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     api: ClassVar[KubernetesApi]
@@ -268,6 +196,9 @@ class _ApiHandler(BaseHTTPRequestHandler):
                 return
             group, rest = parsed
             resource, ns, name, sub = route(group, rest)
+            content_type = self.headers.get("Content-Type", "")
+            if content_type.startswith(protobuf.CONTENT_TYPE):  # kubectl's typed clients
+                body, content_type = json.dumps(protobuf.decode(body)).encode(), "application/json"
             req = Request(
                 self.command,
                 group,
@@ -277,7 +208,7 @@ class _ApiHandler(BaseHTTPRequestHandler):
                 sub,
                 query,
                 self.headers.get("Accept", ""),
-                self.headers.get("Content-Type", ""),
+                content_type,
                 body,
             )
             if self.command == "GET" and query.get("watch") in ("true", "1"):

@@ -37,29 +37,31 @@ class Resource:
         return f"{self.group}/v1" if self.group else "v1"
 
 
+WRITE = ("create", "update", "patch", "delete")
+ALL = (*READ, *WRITE)
+RBAC, POLICY, NETWORKING = "rbac.authorization.k8s.io", "policy", "networking.k8s.io"
+
 RESOURCES = (
-    Resource("namespaces", "Namespace", "", False, READ, ("ns",)),
+    Resource("namespaces", "Namespace", "", False, ALL, ("ns",)),
     Resource("pods", "Pod", "", True, (*READ, "delete"), ("po",)),
-    Resource(
-        "services", "Service", "", True, (*READ, "create", "update", "patch", "delete"), ("svc",)
-    ),
+    Resource("services", "Service", "", True, ALL, ("svc",)),
     Resource("endpoints", "Endpoints", "", True, READ, ("ep",)),
-    Resource(
-        "configmaps", "ConfigMap", "", True, (*READ, "create", "update", "patch", "delete"), ("cm",)
-    ),
+    Resource("configmaps", "ConfigMap", "", True, ALL, ("cm",)),
+    Resource("secrets", "Secret", "", True, ALL),
+    Resource("serviceaccounts", "ServiceAccount", "", True, ALL, ("sa",)),
     Resource("persistentvolumeclaims", "PersistentVolumeClaim", "", True, READ, ("pvc",)),
     Resource("persistentvolumes", "PersistentVolume", "", False, READ, ("pv",)),
     Resource("events", "Event", "", True, READ, ("ev",)),
-    Resource(
-        "deployments",
-        "Deployment",
-        "apps",
-        True,
-        (*READ, "create", "update", "patch", "delete"),
-        ("deploy",),
-    ),
+    Resource("deployments", "Deployment", "apps", True, ALL, ("deploy",)),
     Resource("replicasets", "ReplicaSet", "apps", True, READ, ("rs",)),
+    Resource("roles", "Role", RBAC, True, ALL),
+    Resource("rolebindings", "RoleBinding", RBAC, True, ALL),
+    Resource("clusterroles", "ClusterRole", RBAC, False, ALL),
+    Resource("clusterrolebindings", "ClusterRoleBinding", RBAC, False, ALL),
+    Resource("poddisruptionbudgets", "PodDisruptionBudget", POLICY, True, ALL, ("pdb",)),
+    Resource("networkpolicies", "NetworkPolicy", NETWORKING, True, ALL, ("netpol",)),
 )
+GROUPS = ("apps", RBAC, POLICY, NETWORKING)
 SUBRESOURCES = {
     ("pods", "log"): ("get",),
     ("deployments", "status"): ("get",),
@@ -73,6 +75,11 @@ def find_resource(group: str, plural: str) -> Resource | None:
     return next((r for r in RESOURCES if r.group == group and r.plural == plural), None)
 
 
+def qualified(resource: Resource) -> str:
+    """`deployments.apps`, `services`: how the API server names a resource in messages."""
+    return f"{resource.plural}.{resource.group}" if resource.group else resource.plural
+
+
 def api_versions(server_address: str) -> Obj:
     """`GET /api`."""
     return {
@@ -84,25 +91,25 @@ def api_versions(server_address: str) -> Obj:
     }
 
 
-def _apps_group() -> Obj:
-    version = {"groupVersion": "apps/v1", "version": "v1"}
-    return {"name": "apps", "versions": [version], "preferredVersion": version}
+def _group(name: str) -> Obj:
+    version = {"groupVersion": f"{name}/v1", "version": "v1"}
+    return {"name": name, "versions": [version], "preferredVersion": version}
 
 
 def api_group_list() -> Obj:
     """`GET /apis`."""
-    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [_apps_group()]}
+    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [_group(g) for g in GROUPS]}
 
 
 def api_group(group: str) -> Obj | None:
     """`GET /apis/<group>`."""
-    if group != "apps":
+    if group not in GROUPS:
         return None
-    return {"kind": "APIGroup", "apiVersion": "v1", **_apps_group()}
+    return {"kind": "APIGroup", "apiVersion": "v1", **_group(group)}
 
 
 def resource_list(group: str) -> Obj:
-    """`GET /api/v1` or `GET /apis/apps/v1`."""
+    """`GET /api/v1` or `GET /apis/<group>/v1`."""
     entries: list[Obj] = []
     for resource in RESOURCES:
         if resource.group != group:
@@ -117,6 +124,8 @@ def resource_list(group: str) -> Obj:
                 "shortNames": list(resource.short_names),
             }
         )
+        if resource.plural in ("pods", "services", "deployments", "replicasets"):
+            entries[-1]["categories"] = ["all"]
         for (plural, sub), verbs in SUBRESOURCES.items():
             if plural == resource.plural:
                 sub_group, sub_version, kind = _SUBRESOURCE_KINDS.get(sub, ("", "", resource.kind))

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
-from oncall.sandbox import discovery
+from oncall.sandbox import discovery, openapi
 from oncall.sandbox.discovery import Resource
 from oncall.sandbox.store import ApiError, Obj
 
@@ -41,11 +42,31 @@ def parse_path(path: str, host: str) -> tuple[str, list[str]] | Obj:
         if group is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         return group
-    if len(parts) >= 3 and parts[0] == "apis" and parts[2] == "v1":
+    if parts[:2] == ["openapi", "v3"]:
+        return openapi.document("/".join(parts[2:]))
+    if len(parts) >= 3 and parts[0] == "apis" and parts[2] == "v1" and parts[1] in discovery.GROUPS:
         return (parts[1], parts[3:]) if parts[3:] else discovery.resource_list(parts[1])
     if parts in (["healthz"], ["livez"], ["readyz"]):
         return {"status": "ok"}
     raise ApiError(404, "NotFound", "the server could not find the requested resource")
+
+
+def dry_run(req: Request) -> bool:
+    """True for `?dryRun=All`: run every check, answer as if saved, save nothing."""
+    value = req.query.get("dryRun", "")
+    if req.method == "DELETE" and req.body:  # kubectl sends DeleteOptions{dryRun: [All]}
+        try:
+            sent = json.loads(req.body).get("dryRun") or []
+        except (ValueError, AttributeError):
+            sent = []
+        value = value or ",".join(sent)
+    if value not in ("", "All"):
+        raise ApiError(
+            400,
+            "BadRequest",
+            f'dryRun: Unsupported value: "{value}": supported values: "All"',
+        )
+    return value == "All"
 
 
 def route(group: str, rest: list[str]) -> tuple[Resource, str, str, str]:

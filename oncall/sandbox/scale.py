@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from oncall.sandbox.patches import apply_patch
-from oncall.sandbox.routing import Request
+from oncall.sandbox.routing import Request, dry_run
 from oncall.sandbox.selectors import selector_string
 from oncall.sandbox.store import ApiError, Obj, Store
 
@@ -64,4 +64,7 @@ def handle_scale(store: Store, req: Request) -> Obj:
                 f"{replicas!r}: must be greater than or equal to 0",
             )
         deployment["spec"]["replicas"] = replicas
-        return scale_of(store.update("deployments", req.namespace, deployment, check_rv=False))
+        updated = store.update(
+            "deployments", req.namespace, deployment, check_rv=False, dry_run=dry_run(req)
+        )
+        return scale_of(updated)

@@ -87,11 +87,14 @@ class Store:
         self._log.append(WatchEvent(self._rv, event_type, resource, ns, copy.deepcopy(obj)))
         self.changed.notify_all()
 
-    def create(self, resource: str, namespace: str, obj: Obj) -> Obj:
+    def create(self, resource: str, namespace: str, obj: Obj, *, dry_run: bool = False) -> Obj:
         """Store a new object, filling uid, resourceVersion, generation, creationTimestamp."""
+        # A dry run fills uid and creationTimestamp (not resourceVersion) and stores nothing.
         with self.lock:
             obj = copy.deepcopy(obj)
             meta = obj.setdefault("metadata", {})
+            if not meta.get("name") and meta.get("generateName"):
+                meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
             name = meta.get("name", "")
             if not name:
                 raise ApiError(422, "Invalid", f"{resource}: metadata.name: Required value")
@@ -105,6 +108,8 @@ class Store:
             if resource in _GENERATION_RESOURCES:
                 meta["generation"] = 1
             meta.pop("resourceVersion", None)
+            if dry_run:
+                return obj
             self._objects[key] = obj
             self._bump("ADDED", resource, obj)
             return copy.deepcopy(obj)
@@ -139,8 +144,17 @@ class Store:
         found.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
         return [o for o in found if where is None or where(o)]
 
-    def update(self, resource: str, namespace: str, obj: Obj, *, check_rv: bool = True) -> Obj:
+    def update(
+        self,
+        resource: str,
+        namespace: str,
+        obj: Obj,
+        *,
+        check_rv: bool = True,
+        dry_run: bool = False,
+    ) -> Obj:
         """Replace an object; 409 on a stale resourceVersion; no-op when nothing changed."""
+        # A dry run answers the object as it would be stored, at the current resourceVersion.
         with self.lock:
             meta = obj["metadata"]
             key = (resource, namespace, meta["name"])
@@ -168,8 +182,8 @@ class Store:
                 if new.get("spec") != current.get("spec"):
                     generation += 1
                 new_meta["generation"] = generation
-            if new == current:
-                return copy.deepcopy(current)
+            if new == current or dry_run:
+                return new
             self._objects[key] = new
             self._bump("MODIFIED", resource, new)
             return copy.deepcopy(new)
@@ -197,12 +211,15 @@ class Store:
                 annotations[key] = value
                 self._bump("MODIFIED", resource, current)
 
-    def delete(self, resource: str, namespace: str, name: str) -> Obj:
-        """Remove an object and return its last state, or 404."""
+    def delete(self, resource: str, namespace: str, name: str, *, dry_run: bool = False) -> Obj:
+        """Remove an object and return its last state, or 404 (a dry run removes nothing)."""
         with self.lock:
-            obj = self._objects.pop((resource, namespace, name), None)
+            obj = self._objects.get((resource, namespace, name))
             if obj is None:
                 raise not_found(resource, name)
+            if dry_run:
+                return copy.deepcopy(obj)
+            del self._objects[(resource, namespace, name)]
             self._bump("DELETED", resource, obj)
             return copy.deepcopy(obj)
 

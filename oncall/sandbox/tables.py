@@ -3,36 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any
 
 from oncall.sandbox.store import Obj
-
-Cells = list[Any]
-
-
-def human_age(timestamp: str | None) -> str:
-    """`kubectl`'s short age format (`45s`, `3m12s`, `5h`, `2d`)."""
-    if not timestamp:
-        return "<unknown>"
-    then = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    seconds = max(int((datetime.now(UTC) - then).total_seconds()), 0)
-    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
-    if seconds < 120:
-        return f"{seconds}s"
-    if minutes < 10:
-        return f"{minutes}m{seconds % 60}s" if seconds % 60 else f"{minutes}m"
-    if hours < 3:
-        return f"{minutes}m"
-    if hours < 8:
-        return f"{hours}h{minutes % 60}m" if minutes % 60 else f"{hours}h"
-    if hours < 48:
-        return f"{hours}h"
-    return f"{days}d{hours % 24}h" if days < 8 and hours % 24 else f"{days}d"
-
-
-def _age(obj: Obj) -> str:
-    return human_age(obj["metadata"].get("creationTimestamp"))
+from oncall.sandbox.table_cells import Cells, age, columns, human_age
+from oncall.sandbox.table_kinds import KIND_PRINTERS
 
 
 def _pod(obj: Obj) -> Cells:
@@ -60,7 +34,7 @@ def _pod(obj: Obj) -> Cells:
         f"{ready}/{total}",
         phase,
         shown,
-        _age(obj),
+        age(obj),
         obj["status"].get("podIP", "<none>"),
         obj["spec"].get("nodeName", "<none>"),
     ]
@@ -83,7 +57,7 @@ def _deployment(obj: Obj) -> Cells:
         f"{status.get('readyReplicas', 0)}/{replicas}",
         status.get("updatedReplicas", 0),
         status.get("availableReplicas", 0),
-        _age(obj),
+        age(obj),
         *_workload_wide(obj),
     ]
 
@@ -95,7 +69,7 @@ def _replicaset(obj: Obj) -> Cells:
         obj["spec"].get("replicas", 0),
         status.get("replicas", 0),
         status.get("readyReplicas", 0),
-        _age(obj),
+        age(obj),
         *_workload_wide(obj),
     ]
 
@@ -110,7 +84,7 @@ def _service(obj: Obj) -> Cells:
         spec.get("clusterIP", ""),
         "<none>",
         ports or "<none>",
-        _age(obj),
+        age(obj),
         selector or "<none>",
     ]
 
@@ -125,7 +99,7 @@ def _endpoints(obj: Obj) -> Cells:
     shown = ",".join(addresses[:3]) + (
         f" + {len(addresses) - 3} more..." if len(addresses) > 3 else ""
     )
-    return [obj["metadata"]["name"], shown or "<none>", _age(obj)]
+    return [obj["metadata"]["name"], shown or "<none>", age(obj)]
 
 
 def _event(obj: Obj) -> Cells:
@@ -142,7 +116,7 @@ def _event(obj: Obj) -> Cells:
 
 
 def _configmap(obj: Obj) -> Cells:
-    return [obj["metadata"]["name"], len(obj.get("data") or {}), _age(obj)]
+    return [obj["metadata"]["name"], len(obj.get("data") or {}), age(obj)]
 
 
 def _claim(obj: Obj) -> Cells:
@@ -155,7 +129,7 @@ def _claim(obj: Obj) -> Cells:
         ",".join({"ReadWriteOnce": "RWO"}.get(m, m) for m in status.get("accessModes", [])),
         spec.get("storageClassName", ""),
         "<unset>",
-        _age(obj),
+        age(obj),
     ]
 
 
@@ -171,32 +145,18 @@ def _volume(obj: Obj) -> Cells:
         spec.get("storageClassName", ""),
         "<unset>",
         "",
-        _age(obj),
+        age(obj),
     ]
 
 
 def _namespace(obj: Obj) -> Cells:
-    return [obj["metadata"]["name"], obj.get("status", {}).get("phase", "Active"), _age(obj)]
-
-
-def _columns(*names: str, wide: int = 0) -> list[Obj]:
-    count = len(names)
-    return [
-        {
-            "name": n,
-            "type": "integer" if n in {"Count", "Data"} else "string",
-            "format": "name" if n == "Name" else "",
-            "description": n,
-            "priority": 1 if i >= count - wide else 0,
-        }
-        for i, n in enumerate(names)
-    ]
+    return [obj["metadata"]["name"], obj.get("status", {}).get("phase", "Active"), age(obj)]
 
 
 PRINTERS: dict[str, tuple[list[Obj], Callable[[Obj], Cells]]] = {
-    "pods": (_columns("Name", "Ready", "Status", "Restarts", "Age", "IP", "Node", wide=2), _pod),
+    "pods": (columns("Name", "Ready", "Status", "Restarts", "Age", "IP", "Node", wide=2), _pod),
     "deployments": (
-        _columns(
+        columns(
             "Name",
             "Ready",
             "Up-to-date",
@@ -210,24 +170,24 @@ PRINTERS: dict[str, tuple[list[Obj], Callable[[Obj], Cells]]] = {
         _deployment,
     ),
     "replicasets": (
-        _columns(
+        columns(
             "Name", "Desired", "Current", "Ready", "Age", "Containers", "Images", "Selector", wide=3
         ),
         _replicaset,
     ),
     "services": (
-        _columns("Name", "Type", "Cluster-IP", "External-IP", "Port(s)", "Age", "Selector", wide=1),
+        columns("Name", "Type", "Cluster-IP", "External-IP", "Port(s)", "Age", "Selector", wide=1),
         _service,
     ),
-    "endpoints": (_columns("Name", "Endpoints", "Age"), _endpoints),
+    "endpoints": (columns("Name", "Endpoints", "Age"), _endpoints),
     "events": (
-        _columns("Last Seen", "Type", "Reason", "Object", "Message", "Source", "Count", wide=2),
+        columns("Last Seen", "Type", "Reason", "Object", "Message", "Source", "Count", wide=2),
         _event,
     ),
-    "namespaces": (_columns("Name", "Status", "Age"), _namespace),
-    "configmaps": (_columns("Name", "Data", "Age"), _configmap),
+    "namespaces": (columns("Name", "Status", "Age"), _namespace),
+    "configmaps": (columns("Name", "Data", "Age"), _configmap),
     "persistentvolumeclaims": (
-        _columns(
+        columns(
             "Name",
             "Status",
             "Volume",
@@ -240,7 +200,7 @@ PRINTERS: dict[str, tuple[list[Obj], Callable[[Obj], Cells]]] = {
         _claim,
     ),
     "persistentvolumes": (
-        _columns(
+        columns(
             "Name",
             "Capacity",
             "Access Modes",
@@ -257,10 +217,13 @@ PRINTERS: dict[str, tuple[list[Obj], Callable[[Obj], Cells]]] = {
 }
 
 
+PRINTERS.update(KIND_PRINTERS)
+
+
 def as_table(plural: str, objects: list[Obj], resource_version: str, include: str) -> Obj:
     """A Table of `objects`; `include` is the includeObject parameter."""
-    columns, cells = PRINTERS.get(
-        plural, (_columns("Name", "Age"), lambda o: [o["metadata"]["name"], _age(o)])
+    definitions, cells = PRINTERS.get(
+        plural, (columns("Name", "Age"), lambda o: [o["metadata"]["name"], age(o)])
     )
     rows = []
     for obj in objects:
@@ -278,6 +241,6 @@ def as_table(plural: str, objects: list[Obj], resource_version: str, include: st
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
         "metadata": {"resourceVersion": resource_version},
-        "columnDefinitions": columns,
+        "columnDefinitions": definitions,
         "rows": rows,
     }

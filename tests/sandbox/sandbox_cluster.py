@@ -25,10 +25,13 @@ class Cluster:
         self.sb, self.namespace = sb, namespace
         self.service_url = sb.service_url(namespace, service)
 
-    def kubectl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def kubectl(
+        self, *args: str, check: bool = True, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         """Run the real kubectl against the sandbox (in the cluster's namespace)."""
         result = subprocess.run(
             [KUBECTL, "--kubeconfig", str(self.sb.kubeconfig_path), "-n", self.namespace, *args],
+            input=stdin,
             capture_output=True,
             text=True,
             timeout=30,
