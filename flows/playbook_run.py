@@ -34,6 +34,7 @@ from tasks.incident import (
     resolve,
 )
 from tasks.mitigations import apply_plan
+from tasks.postmortem import preserve_workload_evidence, start_post_incident
 
 
 class PlaybookRun:
@@ -51,6 +52,7 @@ class PlaybookRun:
         self.guard = Guard(config.guard, self.store, self.clients.prefect)
         self.incident: Incident = open_incident(self.store, alert, playbook)
         label_incident_run(self.clients.prefect, self.incident)
+        self.notifier.opened(self.incident)
         schedule_escalations(
             self.clients.prefect, self.incident, config.escalation, config.escalation_time_scale
         )
@@ -62,6 +64,10 @@ class PlaybookRun:
     def record(self, action: Action) -> None:
         """Keep evidence or an action on the incident."""
         self.incident = record_action(self.store, self.incident, action)
+        verb = "planned (dry run)" if action.dry_run else "done"
+        self.notifier.step(
+            self.incident, f"{action.kind} `{action.target}` {verb}", action.model_dump(mode="json")
+        )
 
     def probe_dependencies(self, http: dict[str, str] | None = None) -> list[Any]:
         """Submit the dependency probes concurrently: PostgreSQL, Redis, HTTP health URLs."""
@@ -78,7 +84,12 @@ class PlaybookRun:
         if kind not in self.config.guard.require_approval:
             return True, None
         decision, approval = await_approval(
-            self.clients.prefect, text, self.config.approval_timeout_s, self.config.approval_poll_s
+            self.clients.prefect,
+            text,
+            self.config.approval_timeout_s,
+            self.config.approval_poll_s,
+            self.notifier,
+            self.incident,
         )
         self.incident = record_approval(self.store, self.incident, approval)
         if decision is not None:
@@ -113,6 +124,8 @@ class PlaybookRun:
         if not approved:
             verdict = self.incident.approvals[-1].decision
             return self.escalate(f"{plan.kind} {verdict}: nothing changed")
+        # The mitigation replaces pods, and their logs go with them: keep them first.
+        preserve_workload_evidence(self.kube, self.incident, self.settings.home)
         try:
             action = apply_plan(self.kube, self.guard, self.incident, plan, decision, container)
         except UnsafeToRemediate as exc:
@@ -125,7 +138,11 @@ class PlaybookRun:
 
     def escalate(self, reason: str) -> State[Any]:
         """Hand over to a human; the run ends as Escalated."""
-        self.incident = escalate(self.store, self.notifier, self.incident, reason)
+        try:
+            primary = self.clients.contacts_for("primary")  # seed: 0-5 min, primary on-call
+        except Exception:  # an unreadable rotation never blocks an escalation
+            primary = []
+        self.incident = escalate(self.store, self.notifier, self.incident, reason, primary)
         return Failed(name="Escalated", message=reason)
 
     def finish(self, verification: Verification, undo: ChangePlan | None = None) -> State[Any]:
@@ -133,6 +150,7 @@ class PlaybookRun:
         if verification.passed:
             self.incident = resolve(self.store, self.notifier, self.incident, verification.detail)
             cancel_escalations(self.clients.prefect, self.incident.id, "resolved")
+            start_post_incident(self.clients.prefect, self.incident)
             return Completed(name="Resolved", message=verification.detail)
         state = self.escalate(f"mitigation did not clear the alert: {verification.detail}")
         if undo is not None:
@@ -145,11 +163,16 @@ class PlaybookRun:
             "the mitigation did not clear the alert", f"UNDO: {undo.describe()}"
         )
         decision, approval = await_approval(
-            self.clients.prefect, text, self.config.approval_timeout_s, self.config.approval_poll_s
+            self.clients.prefect,
+            text,
+            self.config.approval_timeout_s,
+            self.config.approval_poll_s,
+            self.notifier,
+            self.incident,
         )
         self.incident = record_approval(self.store, self.incident, approval)
         if decision and decision.approve:
             try:
                 self.record(apply_plan(self.kube, self.guard, self.incident, undo, decision))
             except UnsafeToRemediate as exc:
-                self.notifier.notify(self.incident, f"undo refused by a guard: {exc}")
+                self.notifier.step(self.incident, f"undo refused by a guard: {exc}")

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from flows.naming import incident_run_name_for
+from flows.postmortem import post_incident
 from oncall.alerting import ErrorRateRule, Rule, alerts_of
 from oncall.clients.prefect_api import PrefectApi, StepTiming
 from oncall.drill_catalog import plan_drill
@@ -35,6 +36,7 @@ class DrillResult:
     ui_url: str | None
     final_state: str
     steps: list[StepTiming] = field(default_factory=list)
+    postmortem: str | None = None
 
     @property
     def resolved(self) -> bool:
@@ -176,6 +178,13 @@ def _run_playbook(
         console.print(f"[red]Auto-approval failed:[/] {watcher.error}")
     store = IncidentStore(settings.store_url)
     incident = store.get(Incident.id_for(alert))
+    postmortem = None
+    if incident.status == IncidentStatus.RESOLVED:
+        # A drill is self-contained: draft the postmortem here rather than wait for a worker.
+        with temporary_settings(updates={PREFECT_API_URL: prefect.api_url}):
+            pm_state = post_incident(incident_id=incident.id, return_state=True)
+        if pm_state.is_completed():
+            postmortem = str(pm_state.result())
     run_id = incident.flow_run_id
     return DrillResult(
         incident=incident,
@@ -183,6 +192,7 @@ def _run_playbook(
         ui_url=prefect.ui_url(run_id) if run_id else None,
         final_state=f"{state.name}: {state.message or ''}".strip(": "),
         steps=prefect.step_timings(run_id) if run_id else [],  # type: ignore[arg-type]
+        postmortem=postmortem,
     )
 
 
@@ -213,6 +223,8 @@ def render_summary(result: DrillResult, console: Console) -> None:
     console.print(steps)
     if result.ui_url:
         console.print(f"Prefect UI: {result.ui_url}")
+    if result.postmortem:
+        console.print(f"Postmortem draft: {result.postmortem}")
 
 
 def describe_action(action: Action) -> str:

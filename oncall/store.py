@@ -82,7 +82,9 @@ class IncidentStore:
         try:
             metadata.create_all(self.engine)
         except OperationalError as exc:
-            raise TransientError(f"incident store unavailable: {exc.orig}") from exc
+            # Two processes creating the tables at once: the loser finds them there.
+            if "already exists" not in str(exc.orig):
+                raise TransientError(f"incident store unavailable: {exc.orig}") from exc
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:

@@ -34,6 +34,11 @@ def test_drill_resolves_the_incident_and_records_it(prefect_api: str, tmp_path: 
     assert "rollback gremlinsai/deployment/gremlinsai-backend-blue" in out
     assert "now revision 4 (ghcr.io/gremlinsai/backend:1.4.2), complete" in out
     assert "verify_error_rate" in out  # the step timings table
+    # The postmortem is drafted as soon as the incident resolves.
+    draft_path = out.split("Postmortem draft:", 1)[1].split()[0]
+    draft = Path(draft_path).read_text()
+    assert "drill-bot" in draft
+    assert "ghcr.io/gremlinsai/backend:1.5.0" in draft and "1.4.2" in draft
 
     listed = _oncall("incidents", "list", "--json", home=home)
     assert listed.returncode == 0, listed.stderr
