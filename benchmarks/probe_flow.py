@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prefect import flow, task
 
 
@@ -11,6 +13,6 @@ def first_step() -> None:
 
 
 @flow(name="start-latency-probe")
-def start_latency_probe(created: float = 0.0) -> None:
-    """Run one task and end."""
+def start_latency_probe(created: float = 0.0, alert: dict[str, Any] | None = None) -> None:
+    """Run one task and end (``alert`` is what the intake's dispatcher passes)."""
     first_step()

@@ -20,6 +20,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 HERE = Path(__file__).resolve().parent
@@ -63,6 +64,108 @@ def _measure(api: str, deployment: str, runs: int, gap_s: float) -> list[float]:
         latencies.append(_first_task_latency(api, run.id))
         time.sleep(gap_s)
     return latencies
+
+
+def _measure_intake(api: str, settings: Any, runs: int, gap_s: float) -> list[float]:
+    """POST an Alertmanager message, read when the routed run's first task started."""
+    import threading
+    import uuid
+
+    import httpx
+    import uvicorn
+    from pydantic import SecretStr
+
+    from oncall.alerting import label_fingerprint
+    from oncall.intake.app import create_app
+    from oncall.models import Alert, Incident
+    from oncall.routing import PlaybookRouter, Route
+
+    router = PlaybookRouter(
+        routes=[Route(deployment="start-latency-probe/warm", match={"alertname": "Probe"})]
+    )
+    token = "bench-token"
+    app = create_app(
+        settings.model_copy(update={"intake_token": SecretStr(token)}),
+        prefect_api_url=api,
+        router=router,
+    )
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.05)
+    latencies = []
+    from prefect.client.orchestration import SyncPrefectClient
+
+    for _ in range(runs):
+        labels = {"alertname": "Probe", "service": f"svc-{uuid.uuid4().hex[:8]}"}
+        now = time.time()
+        body = {
+            "version": "4",
+            "groupKey": "{}:{}",
+            "status": "firing",
+            "receiver": "oncall",
+            "alerts": [
+                {
+                    "status": "firing",
+                    "labels": labels,
+                    "annotations": {},
+                    "startsAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+                    "endsAt": "0001-01-01T00:00:00Z",
+                    "generatorURL": "",
+                    "fingerprint": label_fingerprint(labels),
+                }
+            ],
+        }
+        sent = time.time()
+        response = httpx.post(
+            f"http://127.0.0.1:{port}/v1/alerts/alertmanager",
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert response.status_code == 202, response.text
+        alert = Alert.model_validate(
+            {
+                "name": "Probe",
+                "labels": labels,
+                "starts_at": body["alerts"][0]["startsAt"],
+                "fingerprint": label_fingerprint(labels),
+            }
+        )
+        incident_id = Incident.id_for(alert)
+        flow_run_id = None
+        deadline = time.monotonic() + 60
+        with SyncPrefectClient(api) as client:
+            while flow_run_id is None and time.monotonic() < deadline:
+                view = httpx.get(
+                    f"http://127.0.0.1:{port}/v1/incidents/{incident_id}",
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+                if view.status_code == 200 and view.json().get("flow_run_id"):
+                    flow_run_id = UUID(view.json()["flow_run_id"])
+                else:
+                    time.sleep(0.02)
+            assert flow_run_id, "the intake did not dispatch"
+            started = _first_task_start(client, flow_run_id)
+        latencies.append(started - sent)
+        time.sleep(gap_s)
+    server.should_exit = True
+    return latencies
+
+
+def _first_task_start(client: Any, flow_run_id: UUID, timeout_s: float = 60) -> float:
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        tasks = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        )
+        starts = [t.start_time for t in tasks if t.start_time]
+        if starts:
+            return float(min(starts).timestamp())
+        time.sleep(0.05)
+    raise TimeoutError(f"run {flow_run_id} never started a task")
 
 
 def _background(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -131,6 +234,12 @@ def main() -> None:
         print("measuring the warm runner ...", flush=True)
         results["warm runner (oncall worker)"] = _measure(
             api, "start-latency-probe/warm", args.runs, args.gap
+        )
+
+        # 1b. The whole path: alert POSTed to the intake -> dispatcher -> warm runner.
+        print("measuring alert -> first task through the intake ...", flush=True)
+        results["alert via intake + warm runner"] = _measure_intake(
+            api, settings, args.runs, args.gap
         )
         runner.stop()
 

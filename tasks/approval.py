@@ -8,17 +8,36 @@ from prefect.flow_runs import pause_flow_run
 from prefect.runtime import flow_run
 
 from oncall.approval import ApprovalDecision
+from oncall.clients.notify import Notifier
 from oncall.clients.prefect_api import PrefectApi
-from oncall.models import Approval
+from oncall.models import Approval, Incident
 
 
 def await_approval(
-    prefect: PrefectApi, description: str, timeout_s: int, poll_s: int
+    prefect: PrefectApi,
+    description: str,
+    timeout_s: int,
+    poll_s: int,
+    notifier: Notifier | None = None,
+    incident: Incident | None = None,
 ) -> tuple[ApprovalDecision | None, Approval]:
     """Pause the flow run until a human approves or rejects in the UI (or Slack, or the CLI).
 
-    On timeout nothing is approved: the caller changes nothing and escalates.
+    With a notifier, the request (plan, Approve / Reject) goes to Slack before the pause
+    and the decision after it. On timeout nothing is approved: the caller changes nothing
+    and escalates.
     """
+    if notifier is not None and incident is not None:
+        notifier.approval_requested(incident, str(flow_run.get_id() or ""), description)
+    decision, approval = _pause(prefect, description, timeout_s, poll_s)
+    if notifier is not None and incident is not None:
+        notifier.approval_decided(incident, approval)
+    return decision, approval
+
+
+def _pause(
+    prefect: PrefectApi, description: str, timeout_s: int, poll_s: int
+) -> tuple[ApprovalDecision | None, Approval]:
     log = get_run_logger()
     log.info(
         "Waiting up to %ds for an approval: %s", timeout_s, prefect.ui_url(flow_run.get_id() or "")

@@ -6,7 +6,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from oncall.clients.notify import LogNotifier
+from oncall.clients.notify import Notifier
 from oncall.clients.prefect_api import PrefectApi
 from oncall.errors import NotFoundError
 from oncall.models import Action, Alert, Approval, Incident, IncidentStatus, Severity
@@ -66,10 +66,10 @@ def label_incident_run(prefect: PrefectApi, incident: Incident) -> None:
 
 
 @store_task
-def acknowledge(store: IncidentStore, notifier: LogNotifier, incident: Incident) -> Incident:
+def acknowledge(store: IncidentStore, notifier: Notifier, incident: Incident) -> Incident:
     """Acknowledge the alert: the playbook has picked it up (seed step 1)."""
     incident = store.transition(incident.id, IncidentStatus.ACKNOWLEDGED, "playbook started")
-    notifier.notify(incident, f"acknowledged by playbook {incident.playbook}")
+    notifier.acknowledged(incident)
     return incident
 
 
@@ -81,11 +81,15 @@ def record_action(store: IncidentStore, incident: Incident, action: Action) -> I
 
 @store_task
 def escalate(
-    store: IncidentStore, notifier: LogNotifier, incident: Incident, reason: str
+    store: IncidentStore,
+    notifier: Notifier,
+    incident: Incident,
+    reason: str,
+    contacts: list[str] | None = None,
 ) -> Incident:
-    """Hand the incident to a human: record why and tell the on-call."""
+    """Hand the incident to a human: record why and tell (mention) the people paged."""
     incident = store.transition(incident.id, IncidentStatus.ESCALATED, reason)
-    notifier.notify(incident, f"ESCALATED: {reason}")
+    notifier.escalated(incident, reason, contacts if contacts is not None else _paged(incident))
     get_run_logger().warning("Escalated %s: %s", incident.id, reason)
     return incident
 
@@ -97,10 +101,10 @@ def mark_mitigated(store: IncidentStore, incident: Incident, note: str) -> Incid
 
 
 @store_task
-def resolve(store: IncidentStore, notifier: LogNotifier, incident: Incident, note: str) -> Incident:
+def resolve(store: IncidentStore, notifier: Notifier, incident: Incident, note: str) -> Incident:
     """Record the verified resolution and announce it."""
     incident = store.transition(incident.id, IncidentStatus.RESOLVED, note)
-    notifier.notify(incident, f"RESOLVED: {note}")
+    notifier.resolved(incident, note)
     return incident
 
 
@@ -114,3 +118,9 @@ def record_approval(store: IncidentStore, incident: Incident, approval: Approval
 def acknowledge_by_human(store: IncidentStore, incident: Incident, who: str) -> Incident:
     """Record that a person has taken the incident (escalation timers stop)."""
     return store.acknowledge_by_human(incident.id, who)
+
+
+def _paged(incident: Incident) -> list[str]:
+    """Who the escalation step just paged (its ``page`` action, recorded right before)."""
+    last = incident.actions[-1] if incident.actions else None
+    return [str(c) for c in last.detail.get("contacts", [])] if last and last.kind == "page" else []

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 
 from oncall.clients.kube import KubeClient
-from oncall.clients.notify import LogNotifier
+from oncall.clients.notify import LogNotifier, Notifications, build_notifier
 from oncall.clients.prefect_api import PrefectApi
 from oncall.settings import OncallSettings
 from oncall.store import IncidentStore
@@ -17,7 +17,6 @@ class Clients:
     """Every client a playbook needs, made from one settings object."""
 
     settings: OncallSettings
-    notifier: LogNotifier = field(default_factory=LogNotifier)
 
     @cached_property
     def store(self) -> IncidentStore:
@@ -34,6 +33,17 @@ class Clients:
         """The Prefect API of the current run."""
         return PrefectApi()
 
+    @cached_property
+    def notifier(self) -> Notifications:
+        """Slack and PagerDuty as configured, else the log; failures are recorded, not raised."""
+        return build_notifier(self.store, self._run_url)
+
+    def _run_url(self, flow_run_id: str) -> str | None:
+        try:
+            return self.prefect.ui_url(flow_run_id)
+        except Exception:  # a missing link never stops a notification
+            return None
+
     def contacts_for(self, role: str) -> list[str]:
         """Who ``role`` means right now, per the rotation file (the role name if unknown)."""
         from oncall.models import utcnow
@@ -45,4 +55,4 @@ class Clients:
         return [f"{p.name} ({p.slack_user_id})" for p in people] or [role]
 
 
-__all__ = ["Clients", "IncidentStore", "KubeClient", "LogNotifier", "PrefectApi"]
+__all__ = ["Clients", "IncidentStore", "KubeClient", "LogNotifier", "Notifications", "PrefectApi"]

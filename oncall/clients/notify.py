@@ -60,13 +60,19 @@ class LogNotifier:
     """Writes notifications to the log and says where they would have gone."""
 
     channel: str = "#incidents"
+    service: str = "Slack"
     sent: list[Notice] = field(default_factory=list)
 
     def notify(self, incident: Incident, text: str) -> Notice:
         """Announce ``text`` about ``incident``."""
         notice = Notice(channel=self.channel, text=f"{incident.title}: {text}")
         self.sent.append(notice)
-        log.info("(no Slack configured; would post to %s) %s", notice.channel, notice.text)
+        log.info(
+            "(no %s configured; would have gone to %s) %s",
+            self.service,
+            notice.channel,
+            notice.text,
+        )
         return notice
 
     def opened(self, incident: Incident) -> None:
@@ -109,7 +115,9 @@ class PagerDutyNotifier:
         alert = incident.alert
         if alert.labels.get("source") == "pagerduty":
             return
-        links = [{"href": alert.generator_url, "text": "Alert source"}] if alert.generator_url else []
+        links = (
+            [{"href": alert.generator_url, "text": "Alert source"}] if alert.generator_url else []
+        )
         if incident.flow_run_id and (url := self.run_url(incident.flow_run_id)):
             links.append({"href": url, "text": "Prefect flow run"})
         self.client.trigger(
@@ -146,6 +154,41 @@ class PagerDutyNotifier:
         self.client.resolve(incident.id)
 
 
+class PagerDutyLog(LogNotifier):
+    """Without a routing key: says which PagerDuty events would have been sent."""
+
+    def __init__(self) -> None:
+        super().__init__(channel="PagerDuty Events v2", service="PagerDuty")
+
+    def _event(self, incident: Incident, action: str) -> None:
+        self.notify(incident, f"{action} dedup_key={incident.id} (no ONCALL_PAGERDUTY_ROUTING_KEY)")
+
+    def opened(self, incident: Incident) -> None:
+        """Log the trigger."""
+        if incident.alert.labels.get("source") != "pagerduty":
+            self._event(incident, "trigger")
+
+    def acknowledged(self, incident: Incident) -> None:
+        """Log the acknowledge event."""
+        self._event(incident, "acknowledge")
+
+    def step(self, incident: Incident, text: str, detail: dict[str, Any] | None = None) -> None:
+        """Steps stay in Slack."""
+
+    def approval_requested(self, incident: Incident, flow_run_id: str, plan_markdown: str) -> None:
+        """Nothing for PagerDuty."""
+
+    def approval_decided(self, incident: Incident, approval: Approval) -> None:
+        """Nothing for PagerDuty."""
+
+    def escalated(self, incident: Incident, reason: str, contacts: list[str]) -> None:
+        """PagerDuty escalates on its own."""
+
+    def resolved(self, incident: Incident, detail: str) -> None:
+        """Log the resolve event."""
+        self._event(incident, "resolve")
+
+
 @dataclass
 class _Channel:
     name: str
@@ -156,7 +199,12 @@ class _Channel:
 class Notifications:
     """Every configured channel; failures are recorded on the incident, never raised."""
 
-    def __init__(self, channels: list[tuple[str, Notifier]], store: IncidentStore | None, cooldown_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        channels: list[tuple[str, Notifier]],
+        store: IncidentStore | None,
+        cooldown_s: float = 60.0,
+    ) -> None:
         self.channels = [_Channel(name, notifier) for name, notifier in channels]
         self.store, self.cooldown_s = store, cooldown_s
 
@@ -167,7 +215,7 @@ class Notifications:
                 continue
             try:
                 call(channel.notifier)
-            except Exception as exc:  # noqa: BLE001 - a notification never fails a remediation
+            except Exception as exc:  # a notification never fails a remediation
                 if isinstance(exc, TransientError):
                     # Down: skip it for a while rather than wait on it at every step.
                     channel.down_until = time.monotonic() + self.cooldown_s
@@ -186,7 +234,7 @@ class Notifications:
                     detail={"notification": what, "error": str(exc), "type": type(exc).__name__},
                 ),
             )
-        except Exception as store_exc:  # noqa: BLE001
+        except Exception as store_exc:
             log.error("could not record the %s failure on %s: %s", channel, incident.id, store_exc)
 
     def opened(self, incident: Incident) -> None:
@@ -204,7 +252,9 @@ class Notifications:
     def approval_requested(self, incident: Incident, flow_run_id: str, plan_markdown: str) -> None:
         """Ask for a decision wherever people can give one."""
         self._each(
-            incident, "approval_requested", lambda n: n.approval_requested(incident, flow_run_id, plan_markdown)
+            incident,
+            "approval_requested",
+            lambda n: n.approval_requested(incident, flow_run_id, plan_markdown),
         )
 
     def approval_decided(self, incident: Incident, approval: Approval) -> None:
@@ -227,7 +277,7 @@ class Notifications:
 def build_notifier(store: IncidentStore, run_url: Callable[[str], str | None]) -> Notifications:
     """The channels the environment configures; the log says where the rest would have gone."""
     from oncall.clients.pagerduty import PagerDutySettings
-    from oncall.clients.slack import SlackClient, SlackSettings
+    from oncall.clients.slack import SlackSettings
     from oncall.slack.notifier import SlackNotifier
 
     channels: list[tuple[str, Notifier]] = []
@@ -241,6 +291,5 @@ def build_notifier(store: IncidentStore, run_url: Callable[[str], str | None]) -
     if pagerduty is not None:
         channels.append(("pagerduty", PagerDutyNotifier(pagerduty, run_url)))
     else:
-        log.info("(no PagerDuty routing key; events for incidents would go to PagerDuty Events v2)")
-    del SlackClient
+        channels.append(("pagerduty-log", PagerDutyLog()))
     return Notifications(channels, store)

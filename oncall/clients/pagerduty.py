@@ -7,21 +7,18 @@ decides what an incoming event means for our incident.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 from typing import Any, Literal
 
 import httpx
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from tenacity import (
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential,
-)
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
 from oncall.clients.prefect_api import PrefectApi
-from oncall.errors import NotFoundError, PermanentError, TransientError
+from oncall.errors import NotFoundError, OncallError, PermanentError, TransientError
 from oncall.models import Incident, IncidentStatus, Severity
 from oncall.store import IncidentStore
 
@@ -60,7 +57,11 @@ class PagerDutySettings(BaseSettings):
 
 
 class PagerDutyUnavailable(TransientError):
-    """PagerDuty answered 429/5xx or could not be reached."""
+    """PagerDuty answered 429/5xx or could not be reached; ``retry_after`` if it said."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class PagerDutyRefused(PermanentError):
@@ -77,10 +78,11 @@ class PagerDutyClient:
         timeout_s: float = 5.0,
         attempts: int = 3,
         backoff_s: float = 0.5,
+        max_wait_s: float = 5.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.routing_key, self.events_url = routing_key, events_url
-        self.attempts, self.backoff_s = attempts, backoff_s
+        self.attempts, self.backoff_s, self.max_wait_s = attempts, backoff_s, max_wait_s
         self.http = httpx.Client(timeout=timeout_s, transport=transport)
 
     @classmethod
@@ -150,11 +152,18 @@ class PagerDutyClient:
         retrying = Retrying(
             retry=retry_if_exception_type(PagerDutyUnavailable),
             stop=stop_after_attempt(self.attempts),
-            wait=wait_exponential(multiplier=self.backoff_s, max=8 * self.backoff_s),
+            wait=self._wait,
             reraise=True,
         )
         answer: str = retrying(self._post, action, dedup_key, body)
         return answer
+
+    def _wait(self, state: RetryCallState) -> float:
+        """Exponential backoff, or PagerDuty's ``Retry-After`` when longer; capped."""
+        backoff = min(self.backoff_s * 2 ** (state.attempt_number - 1), 8 * self.backoff_s)
+        exc = state.outcome.exception() if state.outcome else None
+        hinted = getattr(exc, "retry_after", None) or 0.0
+        return float(min(max(backoff, hinted), self.max_wait_s))
 
     def _post(self, action: str, dedup_key: str, body: dict[str, Any]) -> str:
         what = f"PagerDuty {action} {dedup_key}"
@@ -164,14 +173,26 @@ class PagerDutyClient:
             raise PagerDutyUnavailable(f"{what}: unreachable: {exc}") from exc
         if response.status_code == 429 or response.status_code >= 500:
             log.warning("%s: HTTP %d, retrying", what, response.status_code)
-            raise PagerDutyUnavailable(f"{what}: HTTP {response.status_code}")
+            raise PagerDutyUnavailable(
+                f"{what}: HTTP {response.status_code}",
+                _seconds(response.headers.get("retry-after")),
+            )
         if response.status_code >= 400:
-            raise PagerDutyRefused(f"{what}: refused (HTTP {response.status_code}): {_why(response)}")
+            raise PagerDutyRefused(
+                f"{what}: refused (HTTP {response.status_code}): {_why(response)}"
+            )
         try:
             key = response.json().get("dedup_key") or dedup_key
         except ValueError:
             key = dedup_key
         return str(key)
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
 
 
 def _why(response: httpx.Response) -> str:
@@ -203,7 +224,9 @@ def handle_pagerduty_event(event: dict[str, Any], store: IncidentStore, prefect:
             return "acknowledged by an integration: ignored"
         store.acknowledge_by_human(incident.id, who)
         cancelled = prefect.cancel_scheduled(f"incident:{incident.id}", f"acknowledged by {who}")
-        log.info("%s acknowledged in PagerDuty by %s; %d timer(s) cancelled", incident.id, who, cancelled)
+        log.info(
+            "%s acknowledged in PagerDuty by %s; %d timer(s) cancelled", incident.id, who, cancelled
+        )
         return f"acknowledged by {who}; {cancelled} escalation timer(s) cancelled"
     if incident.status is not IncidentStatus.RESOLVED:
         store.transition(
@@ -215,7 +238,8 @@ def handle_pagerduty_event(event: dict[str, Any], store: IncidentStore, prefect:
 
 def _our_incident(event: dict[str, Any], store: IncidentStore) -> Incident | None:
     """Our incident: the dedup key we sent (``incident_key``), else the one the intake opened."""
-    data = event.get("data") if isinstance(event.get("data"), dict) else {}
+    data = event.get("data")
+    data = data if isinstance(data, dict) else {}
     candidates = [str(data.get("incident_key") or "")]
     try:
         # An incident that started in PagerDuty: the intake named it after its occurrence.
@@ -223,7 +247,7 @@ def _our_incident(event: dict[str, Any], store: IncidentStore) -> Incident | Non
 
         as_trigger = {**event, "event_type": "incident.triggered"}
         candidates += [Incident.id_for(a) for a in alerts_of(PagerDutyWebhook(event=as_trigger))]
-    except Exception:  # noqa: BLE001 - a partial event simply has no such incident
+    except Exception:  # a partial event simply has no such incident
         pass
     for incident_id in filter(None, candidates):
         try:
@@ -239,3 +263,30 @@ def _person(agent: Any) -> str | None:
         return None
     name = str(agent.get("summary") or agent.get("id") or "someone")
     return f"{name} (PagerDuty {agent['id']})" if agent.get("id") else name
+
+
+async def on_pagerduty_webhook(
+    raw: bytes, store: IncidentStore, prefect: PrefectApi, timeout_s: float = 4.0
+) -> bool:
+    """Apply a verified V3 webhook body; False if it could not be now (answer 5xx: redelivery).
+
+    PagerDuty wants a 2xx within 5 s, so the work is bounded by ``timeout_s``.
+    """
+    try:
+        event = json.loads(raw)["event"]
+        if not isinstance(event, dict):
+            return True
+    except (ValueError, KeyError, TypeError):
+        return True  # the intake has already refused or dead-lettered a malformed body
+    try:
+        done = await asyncio.wait_for(
+            asyncio.to_thread(handle_pagerduty_event, event, store, prefect), timeout_s
+        )
+    except (TransientError, TimeoutError) as exc:
+        log.warning("PagerDuty event %s not applied yet: %r", event.get("id"), exc)
+        return False
+    except OncallError as exc:
+        log.error("PagerDuty event %s cannot be applied: %s", event.get("id"), exc)
+        return True
+    log.info("PagerDuty event %s (%s): %s", event.get("id"), event.get("event_type"), done)
+    return True

@@ -14,6 +14,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from oncall.clients.pagerduty import on_pagerduty_webhook
+from oncall.clients.prefect_api import PrefectApi
+from oncall.clients.slack import SlackSettings
 from oncall.errors import NotFoundError, OncallError, PermanentError
 from oncall.intake import pagerduty
 from oncall.intake.auth import BearerAuth, pagerduty_signature_valid
@@ -31,6 +34,7 @@ from oncall.intake.views import IncidentView, incident_view, incident_views
 from oncall.models import Alert, AlertmanagerWebhook
 from oncall.routing import PlaybookRouter
 from oncall.settings import OncallSettings
+from oncall.slack.interactivity import SlackInteractivity
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +107,9 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.receiver, app.state.dispatcher = receiver, dispatcher
+    incident_api = PrefectApi(prefect.api_url)
+    app.state.slack = SlackInteractivity(SlackSettings(), lambda: inbox.store, incident_api)
+    app.include_router(app.state.slack.router)  # POST /v1/slack/interactivity
     authorized = [
         Depends(
             BearerAuth(
@@ -148,7 +155,13 @@ def create_app(
         if not pagerduty_signature_valid(request.headers.get("x-pagerduty-signature"), secret, raw):
             receiver.reject(PAGERDUTY, "bad_signature")
             return JSONResponse(status_code=403, content={"detail": "signature mismatch"})
-        return await receiver.receive(request, PAGERDUTY, raw, _from_pagerduty)
+        response = await receiver.receive(request, PAGERDUTY, raw, _from_pagerduty)
+        # Human acknowledgements stop the escalation timers; resolutions close the incident.
+        if response.status_code == 202 and not await on_pagerduty_webhook(
+            raw, inbox.store, incident_api
+        ):
+            return JSONResponse(status_code=503, content={"detail": "event not applied; retry"})
+        return response
 
     @app.post(
         "/v1/alerts/generic",
