@@ -37,5 +37,6 @@ def escalation_step(incident_id: str, step: int, role: str) -> State[Any]:
         clients.notifier,
         incident,
         f"step {step}: paged {role} ({', '.join(contacts)})",
+        contacts,
     )
     return Completed(name="Paged", message=f"paged {role}: {', '.join(contacts)}")

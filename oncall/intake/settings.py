@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class IntakeSettings(BaseSettings):
     """How the intake listens, what it accepts, and how its dispatcher paces itself."""
 
-    model_config = SettingsConfigDict(env_prefix="ONCALL_INTAKE_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="ONCALL_INTAKE_", extra="ignore", populate_by_name=True
+    )
 
     host: str = Field(default="127.0.0.1", description="Interface `oncall serve` binds to.")
     port: int = Field(default=8080, ge=1, le=65535, description="Port `oncall serve` binds to.")
     pagerduty_secret: SecretStr | None = Field(
         default=None,
+        validation_alias=AliasChoices(
+            "ONCALL_INTAKE_PAGERDUTY_SECRET", "ONCALL_PAGERDUTY_WEBHOOK_SECRET", "pagerduty_secret"
+        ),
         description="Secret of the PagerDuty V3 webhook subscription (HMAC-SHA256 signatures).",
     )
     post_incident_deployment: str = Field(

@@ -225,6 +225,12 @@ class Sandbox:
                 log.exception("sandbox controller tick failed")
 
     def _traffic_loop(self) -> None:
+        # Every Service first says who is ready: a backend's first requests must not find
+        # its dependencies (Ollama) "down" only because their Service has not ticked yet.
+        with self._services_lock:
+            first = list(self._services.values())
+        for service in first:
+            service.observe_ready()
         last = time.monotonic()
         while not self._stopping.wait(_TICK_SECONDS):
             now = time.monotonic()

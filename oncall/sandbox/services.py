@@ -205,6 +205,10 @@ class SimulatedService:
         self._record(count, errors)
         return code
 
+    def observe_ready(self) -> None:
+        """Tell the world which pods of this Service are ready, without serving anything."""
+        self.world.observe(self.app, [b.uid for b in self.backends()], self.load_per_pod)
+
     def simulate(self, real_seconds: float) -> None:
         """Count the simulated client traffic of a real time slice."""
         sim_seconds = max(self._clock.sim(real_seconds), 1e-9)
