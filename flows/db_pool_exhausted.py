@@ -11,6 +11,7 @@ from flows.naming import incident_run_name
 from flows.playbook_run import PlaybookRun
 from oncall.clients.metrics import ServiceMetrics
 from oncall.models import Action, Alert
+from oncall.observations import probes_summary
 from oncall.playbooks import DbPoolExhaustedConfig
 from tasks.diagnosis import read_gauges, scan_logs
 from tasks.mitigations import plan_set_env
@@ -34,8 +35,7 @@ def db_pool_exhausted(alert: Alert, config: DbPoolExhaustedConfig | None = None)
     probes = [p.result() for p in run.probe_dependencies()]
     findings = (
         f"pool {pool[config.in_use_metric]}/{pool[config.size_metric]} in use; "
-        f"{logs['error_lines']} error lines; database "
-        + ", ".join(f"{p.name} {'up' if p.ok else 'DOWN'}" for p in probes)
+        f"{logs['error_lines']} error lines; database " + probes_summary(probes)
     )
     run.record(
         Action(

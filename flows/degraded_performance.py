@@ -11,6 +11,7 @@ from flows.naming import incident_run_name
 from flows.playbook_run import PlaybookRun
 from oncall.clients.metrics import ServiceMetrics
 from oncall.models import Action, Alert
+from oncall.observations import probes_summary
 from oncall.playbooks import DegradedPerformanceConfig
 from tasks.diagnosis import measure_error_rate, measure_latency, read_gauges
 from tasks.health import check_deployment_health
@@ -40,8 +41,7 @@ def degraded_performance(
     cpu = (gauges[config.cpu_metric] or 0.0) / max(health.ready_replicas, 1)
     findings = (
         f"p95 {p95 if p95 is not None else 'n/a'} s, 5xx {errors:.1%}, CPU {cpu:.0%} per pod "
-        f"on {health.ready_replicas} pods; dependencies: "
-        + ", ".join(f"{p.name} {'up' if p.ok else 'DOWN'}" for p in probes)
+        f"on {health.ready_replicas} pods; dependencies: " + probes_summary(probes)
     )
     run.record(
         Action(

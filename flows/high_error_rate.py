@@ -11,6 +11,7 @@ from flows.naming import incident_run_name
 from flows.playbook_run import PlaybookRun
 from oncall.clients.metrics import ServiceMetrics
 from oncall.models import Action, Alert
+from oncall.observations import probes_summary
 from oncall.playbooks import HighErrorRateConfig
 from tasks.changes import read_rollout_history
 from tasks.diagnosis import measure_error_rate, scan_logs
@@ -37,7 +38,7 @@ def high_error_rate(alert: Alert, config: HighErrorRateConfig | None = None) -> 
     findings = (
         f"5xx {rate:.1%}; {logs['error_lines']} error lines {logs['status_codes']}; "
         f"revision {history[-1].revision if history else '?'}; dependencies: "
-        + ", ".join(f"{p.name} {'up' if p.ok else 'DOWN'}" for p in probes)
+        + probes_summary(probes)
     )
     run.record(
         Action(

@@ -13,7 +13,7 @@ from flows.naming import incident_run_name
 from flows.playbook_run import PlaybookRun
 from oncall.clients.metrics import ServiceMetrics
 from oncall.models import Action, Alert
-from oncall.observations import ChangePlan
+from oncall.observations import ChangePlan, probes_summary
 from oncall.playbooks import HighLLMLatencyConfig
 from tasks.diagnosis import describe_pods, measure_latency, scan_logs
 from tasks.health import check_deployment_health
@@ -45,7 +45,7 @@ def high_llm_latency(alert: Alert, config: HighLLMLatencyConfig | None = None) -
     findings = (
         f"LLM p{round(config.quantile * 100)} {p99 if p99 is not None else 'n/a'} s; ollama "
         f"{ollama.ready_replicas}/{ollama.replicas} ready; dependencies "
-        + ", ".join(f"{p.name} {'up' if p.ok else 'DOWN'}" for p in (f.result() for f in probes))
+        + probes_summary([f.result() for f in probes])
     )
     run.record(
         Action(

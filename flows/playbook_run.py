@@ -17,7 +17,7 @@ from oncall.errors import UnsafeToRemediate
 from oncall.guards import Guard
 from oncall.models import Action, Alert, Incident
 from oncall.observations import ChangePlan, Verification
-from oncall.playbooks import PlaybookConfig
+from oncall.playbooks import PlaybookConfig, sla_ladder
 from oncall.settings import OncallSettings
 from tasks.approval import await_approval
 from tasks.dependencies import probe_http, probe_postgres, probe_redis
@@ -53,8 +53,11 @@ class PlaybookRun:
         self.incident: Incident = open_incident(self.store, alert, playbook)
         label_incident_run(self.clients.prefect, self.incident)
         self.notifier.opened(self.incident)
+        ladder = config.escalation
+        if ladder is None:
+            ladder = sla_ladder(self.incident.severity)
         schedule_escalations(
-            self.clients.prefect, self.incident, config.escalation, config.escalation_time_scale
+            self.clients.prefect, self.incident, ladder, config.escalation_time_scale
         )
 
     def acknowledge(self) -> None:

@@ -10,6 +10,7 @@ from prefect.client.schemas.objects import State
 from flows.naming import incident_run_name
 from flows.playbook_run import PlaybookRun
 from oncall.models import Action, Alert
+from oncall.observations import probes_summary
 from oncall.playbooks import WeaviateDownConfig
 from tasks.diagnosis import describe_pods, scan_logs, warning_events
 from tasks.health import check_deployment_health, check_endpoints, check_pvc
@@ -42,7 +43,7 @@ def weaviate_down(alert: Alert, config: WeaviateDownConfig | None = None) -> Sta
         f"weaviate {health.ready_replicas}/{health.replicas} ready"
         f"{', crash-looping: ' + ', '.join(crashing) if crashing else ''}; "
         f"PVC {config.pvc} {pvc}; service endpoints: {len(endpoints)}; "
-        + ", ".join(f"{p.name} {'up' if p.ok else 'DOWN'}" for p in (f.result() for f in probes))
+        + probes_summary([f.result() for f in probes])
     )
     run.record(
         Action(

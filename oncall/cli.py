@@ -59,6 +59,15 @@ def drill(
     approval_timeout: Annotated[
         int, typer.Option(min=1, help="Seconds to wait for the approval before escalating.")
     ] = 900,
+    stack: Annotated[
+        bool,
+        typer.Option(
+            "--stack", help="Fire at a running `oncall up --sandbox NAME` through its intake."
+        ),
+    ] = False,
+    intake_url: Annotated[
+        str, typer.Option(help="Intake of the running stack (with --stack).")
+    ] = "http://127.0.0.1:8080",
 ) -> None:
     """Run a drill: fault into the sandbox, alert fires, playbook runs; exit 0 if resolved."""
     from oncall.drill import render_summary, run_drill
@@ -77,9 +86,22 @@ def drill(
     how = "started" if server.started else "already running"
     console.print(f"[bold]Prefect server[/] {how} at {server.ui_url}")
     try:
-        result = run_drill(
-            settings, server, console, scenario, auto_approve, approver, approval_timeout
-        )
+        if stack:
+            from oncall.stack_drill import run_stack_drill
+
+            result = run_stack_drill(
+                settings,
+                server.api_url,
+                console,
+                scenario,
+                intake_url,
+                auto_approve,
+                approver or "drill auto-approve",
+            )
+        else:
+            result = run_drill(
+                settings, server, console, scenario, auto_approve, approver, approval_timeout
+            )
     except (OncallError, TimeoutError) as exc:
         raise _fail(f"drill aborted: {exc}") from exc
     render_summary(result, console)
@@ -147,7 +169,9 @@ def worker(
     except KeyboardInterrupt:
         pass
     finally:
-        runner.stop()
+        abandoned = runner.stop()
+        for run_id in abandoned:
+            console.print(f"flow run {run_id} was still in flight: marked Crashed")
         console.print(f"Worker stopped after starting {runner.started_runs} run(s).")
 
 

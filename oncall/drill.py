@@ -7,6 +7,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from rich.console import Console
@@ -47,7 +48,7 @@ class DrillResult:
 class AutoApprover(threading.Thread):
     """Approves the drill's paused run through Prefect's resume API, as a named approver."""
 
-    def __init__(self, prefect: PrefectApi, run_name: str, approver: str, timeout_s: float):
+    def __init__(self, prefect: PrefectApi, run_name: str | UUID, approver: str, timeout_s: float):
         super().__init__(name="auto-approver", daemon=True)
         self.prefect, self.run_name = prefect, run_name
         self.approver, self.timeout_s = approver, timeout_s

@@ -117,6 +117,11 @@ class ProbeResult(BaseModel):
     detail: str = ""
 
 
+def probes_summary(probes: list[ProbeResult]) -> str:
+    """`postgresql up, redis DOWN, ...`: one line for findings and approval forms."""
+    return ", ".join(f"{p.name} {'up' if p.ok else 'DOWN'}" for p in probes)
+
+
 class ErrorRateSample(BaseModel):
     """5xx share of requests between two scrapes of a service's metrics."""
 
@@ -151,7 +156,7 @@ class Diagnosis(BaseModel):
         pods = "; ".join(
             f"{h.name} rev {h.revision} {h.ready_replicas}/{h.replicas} ready" for h in self.health
         )
-        deps = ", ".join(f"{p.name} {'up' if p.ok else 'DOWN'}" for p in self.probes)
+        deps = probes_summary(self.probes)
         change = self.change
         suspect = (
             f"suspect: {change.deployment} rev {change.revision} ({', '.join(change.images)}) "

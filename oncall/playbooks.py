@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from oncall.guards import GuardPolicy
+from oncall.models import Severity
 
 
 class EscalationStep(BaseModel):
@@ -16,6 +17,20 @@ class EscalationStep(BaseModel):
     role: str = Field(
         description="Who is paged: a rotation role or an escalation contact (rotation file)."
     )
+
+
+def sla_ladder(severity: Severity) -> list[EscalationStep]:
+    """CRONOS ladder: no human response within the target -> secondary; unresolved at the
+    resolution target -> the engineering manager ("issue persists beyond resolution target")."""
+    return [
+        EscalationStep(
+            after_minutes=severity.response_target.total_seconds() / 60, role="secondary"
+        ),
+        EscalationStep(
+            after_minutes=severity.resolution_target.total_seconds() / 60,
+            role="engineering_manager",
+        ),
+    ]
 
 
 # GremlinsAI seed, "Escalation Timeline": 15 min secondary, 30 min manager, 1 h VP.
@@ -49,9 +64,10 @@ class PlaybookConfig(BaseModel):
         default_factory=dict,
         description="HTTP health endpoints of dependencies to probe (name -> URL).",
     )
-    escalation: list[EscalationStep] = Field(
+    escalation: list[EscalationStep] | None = Field(
         default_factory=lambda: list(SEED_LADDER),
-        description="Escalation timers, started when the incident opens.",
+        description="Escalation timers, started when the incident opens; None: from the "
+        "severity's response and resolution targets (CRONOS SLA table).",
     )
     escalation_time_scale: float = Field(
         default=1.0, gt=0, le=1, description="Compress the ladder's minutes (drills only)."
@@ -132,6 +148,9 @@ class WeaviateDownConfig(PlaybookConfig):
 class CronosConfig(PlaybookConfig):
     """What every CRONOS AI playbook works on: the cronos-ai deployment and service."""
 
+    escalation: list[EscalationStep] | None = Field(
+        default=None, description="None: escalate on the severity's SLA targets."
+    )
     namespace: str = "cronos-ai"
     guard: GuardPolicy = Field(default_factory=lambda: _guard("cronos-ai"))
     deployment: str = "cronos-ai"

@@ -14,7 +14,6 @@ import importlib
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.schedules import CronSchedule
 from prefect.exceptions import Abort
 from prefect.flow_engine import run_flow
-from prefect.states import Pending
+from prefect.states import Crashed, Pending
 from prefect.utilities.engine import propose_state_sync
 from pydantic import BaseModel, Field
 
@@ -87,7 +86,9 @@ class WarmRunner:
         max_runs: int = 200,
     ) -> None:
         self.api_url, self.specs, self.poll_s = api_url, specs, poll_s
-        self.pool = ThreadPoolExecutor(max_workers=max_runs, thread_name_prefix="flow-run")
+        self.max_runs = max_runs
+        self.inflight: dict[UUID, threading.Thread] = {}
+        self._inflight_lock = threading.Lock()
         self.flows: dict[UUID, Flow[..., Any]] = {}
         self.names: dict[UUID, str] = {}
         self.started_runs = 0
@@ -114,8 +115,12 @@ class WarmRunner:
 
     def poll_once(self, client: SyncPrefectClient) -> int:
         """Claim and start every due run; return how many were started."""
+        with self._inflight_lock:
+            room = self.max_runs - len(self.inflight)
+        if room <= 0:
+            return 0
         due = client.get_scheduled_flow_runs_for_deployments(
-            list(self.flows), scheduled_before=datetime.now(UTC)
+            list(self.flows), scheduled_before=datetime.now(UTC), limit=room
         )
         started = 0
         for flow_run in due:
@@ -126,7 +131,16 @@ class WarmRunner:
             if not state.is_pending():
                 continue
             flow = self.flows[flow_run.deployment_id]  # type: ignore[index]
-            self.pool.submit(self._execute, flow, flow_run.id)
+            # Daemon threads: a paused run must not keep the process from exiting on stop.
+            thread = threading.Thread(
+                target=self._execute,
+                args=(flow, flow_run.id),
+                name=f"flow-run-{flow_run.id}",
+                daemon=True,
+            )
+            with self._inflight_lock:
+                self.inflight[flow_run.id] = thread
+            thread.start()
             started += 1
         self.started_runs += started
         return started
@@ -138,6 +152,9 @@ class WarmRunner:
             run_flow(flow, flow_run=flow_run, return_type="state")
         except BaseException:
             log.exception("flow run %s crashed in the runner", flow_run_id)
+        finally:
+            with self._inflight_lock:
+                self.inflight.pop(flow_run_id, None)
 
     def serve(self, on_ready: Any = None) -> None:
         """Register, then poll until `stop_event` is set."""
@@ -153,7 +170,30 @@ class WarmRunner:
                     time.sleep(1)
                 self.stop_event.wait(self.poll_s)
 
-    def stop(self, wait: bool = False) -> None:
-        """Stop polling; running flow runs finish on their threads."""
+    def stop(self, grace_s: float = 10.0) -> list[UUID]:
+        """Stop polling, give running flow runs ``grace_s`` to finish, mark the rest Crashed.
+
+        Returns the runs that were still in flight (paused for approval, or slower than the
+        grace period): they are marked Crashed so the UI does not show them waiting for a
+        process that is gone; their incidents stay open for a person.
+        """
         self.stop_event.set()
-        self.pool.shutdown(wait=wait)
+        deadline = time.monotonic() + grace_s
+        with self._inflight_lock:
+            threads = list(self.inflight.items())
+        for _, thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        with self._inflight_lock:
+            left = list(self.inflight)
+        if left:
+            with SyncPrefectClient(self.api_url) as client:
+                for run_id in left:
+                    try:
+                        client.set_flow_run_state(
+                            run_id,
+                            Crashed(message="the worker stopped during the run"),
+                            force=True,
+                        )
+                    except Exception:
+                        log.exception("could not mark flow run %s crashed", run_id)
+        return left

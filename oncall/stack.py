@@ -47,7 +47,9 @@ class Stack:
     def stop(self, settings: OncallSettings) -> None:
         """Stop intake, runner, sandbox; the Prefect server too if this stack started it."""
         self.intake.should_exit = True
-        self.runner.stop()
+        abandoned = self.runner.stop()
+        for run_id in abandoned:
+            print(f"flow run {run_id} was still in flight: marked Crashed; re-run it from the UI")
         for thread in self.threads:
             thread.join(15)
         if self.sandbox is not None:

@@ -178,3 +178,18 @@ def test_store_keeps_transitions_actions_and_approvals_in_order(store: IncidentS
 def test_store_reports_a_missing_incident(store: IncidentStore) -> None:
     with pytest.raises(NotFoundError):
         store.get("inc-does-not-exist")
+
+
+def test_cronos_playbooks_escalate_on_the_severity_sla() -> None:
+    from oncall.playbooks import SEED_LADDER, CronosConfig, HighApiErrorRateConfig, sla_ladder
+
+    assert [(s.after_minutes, s.role) for s in sla_ladder(Severity.P1)] == [
+        (15, "secondary"),
+        (240, "engineering_manager"),
+    ]
+    assert [(s.after_minutes, s.role) for s in sla_ladder(Severity.P3)] == [
+        (120, "secondary"),
+        (1440, "engineering_manager"),
+    ]
+    assert CronosConfig().escalation is None  # resolved per incident from its severity
+    assert HighApiErrorRateConfig().escalation == SEED_LADDER  # GremlinsAI: 15/30/60 min

@@ -90,17 +90,21 @@ class PrefectApi:
             except ObjectNotFound as exc:
                 raise PermanentError(f"no flow run {flow_run_id}") from exc
 
-    def wait_for_pause(self, name: str, timeout_s: float, poll_s: float = 0.25) -> FlowRun:
-        """Block until the named run is paused (waiting for a human); raise if it never is."""
+    def wait_for_pause(self, run: str | UUID, timeout_s: float, poll_s: float = 0.25) -> FlowRun:
+        """Block until the run (by name, or by id) is paused for a human; raise if it never is.
+
+        By id where it is known: a run created from a deployment gets its incident name only
+        once it starts.
+        """
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            run = self.find_flow_run(name)
-            if run and run.state and run.state.is_paused():
-                return run
-            if run and run.state and run.state.is_final():
-                raise PermanentError(f"flow run {name} ended ({run.state.name}) without pausing")
+            found = self.read_flow_run(run) if isinstance(run, UUID) else self.find_flow_run(run)
+            if found and found.state and found.state.is_paused():
+                return found
+            if found and found.state and found.state.is_final():
+                raise PermanentError(f"flow run {run} ended ({found.state.name}) without pausing")
             time.sleep(poll_s)
-        raise TransientError(f"flow run {name} did not pause within {timeout_s:.0f}s")
+        raise TransientError(f"flow run {run} did not pause within {timeout_s:.0f}s")
 
     def resume(self, flow_run_id: UUID, run_input: dict[str, Any]) -> None:
         """Resume a paused run with the approval form's input (what the UI's Resume does)."""

@@ -163,6 +163,12 @@ class Sandbox:
     def _extension(self, method: str, path: str, body: bytes) -> Obj:
         if method == "GET" and path.rstrip("/") == "/sandbox/v1/status":
             return self.status()
+        if method == "POST" and path.rstrip("/") == "/sandbox/v1/inject":
+            # Lets `oncall drill --stack` fault a sandbox that runs in another process.
+            if self.scenario_info is None:
+                raise ApiError(409, "Conflict", "this sandbox runs no scenario")
+            self.inject_fault()
+            return {"injected": self.scenario_info.name, "fault": self.scenario_info.fault}
         raise ApiError(404, "NotFound", f"no sandbox endpoint {method} {path}")
 
     def _reconcile(self) -> None:

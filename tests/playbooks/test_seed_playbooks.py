@@ -146,3 +146,30 @@ def test_marked_mitigation_waits_for_approval_and_times_out(drill: Drill, prefec
     assert state.name == "Escalated"
     assert incident.approvals[0].decision == "timed_out"
     assert drill.kube.health("gremlinsai", "weaviate").revision == before
+
+
+@pytest.mark.parametrize("drill", ["service-down"], indirect=True)
+def test_high_error_rate_restarts_then_scales_then_escalates_when_neither_helps(
+    drill: Drill, prefect_api: str
+) -> None:
+    # A crashing release: the CRONOS "High Error Rate" remedies (restart, scale) cannot
+    # clear it, and the playbook must say so rather than loop.
+    from flows.high_error_rate import high_error_rate
+    from oncall.playbooks import HighErrorRateConfig
+
+    base: Any = drill.plan.config
+    config = HighErrorRateConfig(
+        service_url=base.service_url,
+        verify_checks=2,
+        verify_window_s=0.5,
+        verify_timeout_s=3,
+        rollout_timeout_s=15,
+        approval_timeout_s=2,
+        escalation_time_scale=SCALE,
+    )
+    state = high_error_rate(alert=drill.alert, config=config, return_state=True)
+    incident = IncidentStore(OncallSettings().store_url).get(Incident.id_for(drill.alert))
+    assert state.name == "Escalated"
+    assert _applied(incident) == ["restart", "scale"]
+    assert drill.kube.health("cronos-ai", "cronos-ai").replicas == config.scale_to
+    assert "did not clear the alert" in incident.transitions[-1].note

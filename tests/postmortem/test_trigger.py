@@ -47,7 +47,7 @@ def test_postmortem_exists_within_60_s_of_resolution_through_the_worker(
         assert path.stat().st_mtime - resolved.timestamp() < 60
         assert f"approved by {APPROVER}" in path.read_text()
     finally:
-        runner.stop(wait=True)
+        runner.stop(grace_s=30)
         worker.join(10)
     final = prefect.read_flow_run(run.id)
     assert final.state is not None and final.state.is_completed()
