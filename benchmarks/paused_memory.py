@@ -64,12 +64,17 @@ def main() -> None:
         with SyncPrefectClient(api) as client:
             deadline = time.monotonic() + 600
             paused = ended = 0
+            last_change, last_seen = time.monotonic(), -1
             while time.monotonic() < deadline:
                 states = [client.read_flow_run(i).state for i in ids]
                 paused = sum(1 for s in states if s and s.is_paused())
                 ended = sum(1 for s in states if s and s.is_final())
                 if paused + ended == len(ids):
                     break
+                if paused != last_seen:
+                    last_change, last_seen = time.monotonic(), paused
+                elif time.monotonic() - last_change > 20:
+                    break  # the rest failed to start (reported as such below)
                 time.sleep(1)
             after = rss_mb()
             per_run = (after - before) / max(paused, 1)
@@ -79,7 +84,7 @@ def main() -> None:
             )
             print("|---|---|---|---|---|---|---|")
             print(
-                f"| {len(ids)} | {paused} | {ended} | {before:.0f} | {after:.0f} | "
+                f"| {len(ids)} | {paused} | {len(ids) - paused} | {before:.0f} | {after:.0f} | "
                 f"{per_run:.2f} | {threading.active_count()} |"
             )
             for i in ids:
