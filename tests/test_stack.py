@@ -60,14 +60,17 @@ def test_up_then_a_drill_through_the_intake_then_ctrl_c(prefect_api: str, tmp_pa
         assert drill.returncode == 0, out[-4000:]
         assert "intake accepted incident" in out and "verified resolved" in out
 
-        listed = subprocess.run(
-            [ONCALL, "incidents", "list", "--json"],
+        incident_id = out.split("intake accepted incident", 1)[1].split()[0]
+        shown = subprocess.run(
+            [ONCALL, "incidents", "show", incident_id],
             env=env,
             capture_output=True,
             text=True,
             timeout=60,
         )
-        (incident,) = json.loads(listed.stdout)
+        assert shown.returncode == 0, shown.stdout + shown.stderr
+        incident = json.loads(shown.stdout)
+        assert incident["alert"]["name"] == "HighApiErrorRate"
         assert incident["status"] == "resolved"
         assert incident["approvals"][0]["approver"] == "ops"
     finally:
