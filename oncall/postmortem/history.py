@@ -6,12 +6,8 @@ Reads only. `PrefectApi` has no state-history or log reads yet; these belong the
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from uuid import UUID
 
-import httpx
-from prefect import get_client
 from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.filters import (
     FlowRunFilter,
@@ -24,7 +20,8 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.sorting import FlowRunSort, LogSort
 from prefect.exceptions import ObjectNotFound
 
-from oncall.errors import NotFoundError, TransientError
+from oncall.clients.prefect_api import PrefectApi
+from oncall.errors import NotFoundError
 from oncall.postmortem.evidence import FlowRunRecord, LogLine, RunState, TaskRunRecord
 
 _PAGE = 200
@@ -32,20 +29,8 @@ _PAGE = 200
 _LAST = "Finished in state"
 
 
-class RunHistory:
-    """Reads the Prefect server given by URL, else the current settings' one."""
-
-    def __init__(self, api_url: str | None = None) -> None:
-        self.api_url = api_url
-
-    @contextmanager
-    def _client(self) -> Iterator[SyncPrefectClient]:
-        client = SyncPrefectClient(self.api_url) if self.api_url else get_client(sync_client=True)
-        try:
-            with client:
-                yield client
-        except httpx.TransportError as exc:
-            raise TransientError(f"Prefect API unreachable: {exc}") from exc
+class RunHistory(PrefectApi):
+    """Reads run history from the Prefect server given by URL, else the current settings' one."""
 
     def record(self, flow_run_id: str) -> FlowRunRecord:
         """A flow run with every state it went through and its task runs."""
