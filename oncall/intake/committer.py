@@ -13,7 +13,8 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from oncall.intake.inbox import Accepted, Inbox, Message
+from oncall.intake.accepting import Accepted, Message
+from oncall.intake.inbox import Inbox
 from oncall.models import Alert
 
 log = logging.getLogger(__name__)

@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, Insert, Table, delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Engine, Insert, Table, delete, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 from oncall.errors import NotFoundError, PermanentError, TransientError
+from oncall.intake.accepting import Accepted, Acceptor, Message, insert_ignoring_duplicates
 from oncall.intake.tables import (
     dead_letters,
-    dispatches,
     heartbeat,
     intake_metadata,
-    occurrences,
-    seen_events,
-    tracked_incidents,
 )
 from oncall.models import Alert, Incident, Severity, utcnow
 from oncall.store import IncidentStore, make_engine
@@ -34,39 +28,6 @@ def as_utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-@dataclass
-class Accepted:
-    """What one webhook message did to the inbox."""
-
-    new: int = 0
-    deduplicated: int = 0
-    attached: int = 0
-    resolved: int = 0
-    duplicate_event: bool = False
-    opened: list[tuple[str, Alert, str]] = field(default_factory=list)
-    incidents: list[str] = field(default_factory=list)
-
-    def as_json(self) -> dict[str, Any]:
-        """The 202 body."""
-        return {
-            "new": self.new,
-            "deduplicated": self.deduplicated,
-            "attached": self.attached,
-            "resolved": self.resolved,
-            "duplicate_event": self.duplicate_event,
-            "incidents": sorted(set(self.incidents)),
-        }
-
-
-@dataclass(frozen=True)
-class Message:
-    """The alerts of one webhook delivery, and its delivery id when the source has one."""
-
-    alerts: list[Alert]
-    source: str
-    event_id: str | None = None
 
 
 class Inbox:
@@ -81,6 +42,7 @@ class Inbox:
         self._schema_lock = threading.Lock()
         self._schema_ready = False
         self._store: IncidentStore | None = None
+        self._acceptor = Acceptor(self.is_postgres)
 
     def close(self) -> None:
         """Release the connection pools."""
@@ -129,15 +91,7 @@ class Inbox:
 
     def insert_ignoring_duplicates(self, table: Table, conflict: str, /, **values: Any) -> Insert:
         """INSERT ... ON CONFLICT (key) DO NOTHING in this database's dialect."""
-        dialect: Any = postgresql if self.is_postgres else sqlite
-        # RETURNING tells whether a row went in; rowcount does not, reliably, on psycopg.
-        stmt: Insert = (
-            dialect.insert(table)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=[conflict])
-            .returning(table.c[conflict])
-        )
-        return stmt
+        return insert_ignoring_duplicates(table, conflict, self.is_postgres).values(**values)
 
     def accept(
         self,
@@ -153,168 +107,8 @@ class Inbox:
         self, messages: list[Message], route: Callable[[Alert], str]
     ) -> list[Accepted]:
         """Commit several messages in one transaction (group commit): all or none."""
-        results = []
         with self.tx() as conn:
-            for message in messages:
-                result = Accepted()
-                results.append(result)
-                if message.event_id is not None:
-                    seen = self.insert_ignoring_duplicates(
-                        seen_events,
-                        "event_id",
-                        event_id=message.event_id,
-                        source=message.source,
-                        received_at=utcnow(),
-                    )
-                    if conn.execute(seen).first() is None:
-                        result.duplicate_event = True
-                        continue
-                for alert in message.alerts:
-                    self._accept_one(conn, alert, message.source, route, result)
-        return results
-
-    def _accept_one(
-        self,
-        conn: Connection,
-        alert: Alert,
-        source: str,
-        route: Callable[[Alert], str],
-        result: Accepted,
-    ) -> None:
-        now = utcnow()
-        key = alert.occurrence_key
-        resolved_at = (alert.ends_at or now) if alert.status == "resolved" else None
-        # Insert first: the write serialises concurrent copies (HA pairs, retries) of one alert.
-        inserted = conn.execute(
-            self.insert_ignoring_duplicates(
-                occurrences,
-                "occurrence_key",
-                occurrence_key=key,
-                role="unlinked",
-                source=source,
-                alert_name=alert.name,
-                service=alert.service,
-                status=alert.status,
-                alert=alert.model_dump_json(),
-                received_at=now,
-                last_seen_at=now,
-                times_seen=1,
-                resolved_at=resolved_at,
-            )
-        ).first()
-        if inserted is None:
-            self._seen_again(conn, alert, now, result)
-            return
-        if self.is_postgres:
-            # Two new alerts of one service must not both find "no open incident".
-            conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(alert.service))))
-        open_id = conn.execute(
-            select(tracked_incidents.c.incident_id)
-            .where(tracked_incidents.c.service == alert.service)
-            .where(tracked_incidents.c.closed_at.is_(None))
-            .order_by(tracked_incidents.c.opened_at.desc())
-            .limit(1)
-        ).scalar()
-        if alert.status == "resolved":
-            # Resolved before we ever saw it firing: keep it, start nothing.
-            result.resolved += 1
-            if open_id is not None:
-                self._link(conn, key, open_id, "attached", now)
-                self._maybe_alert_resolved(conn, open_id, now)
-                result.incidents.append(open_id)
-            return
-        if open_id is not None:
-            self._link(conn, key, open_id, "attached", now)
-            conn.execute(
-                update(tracked_incidents)
-                .where(tracked_incidents.c.incident_id == open_id)
-                .values(alert_resolved_at=None)
-            )
-            result.attached += 1
-            result.incidents.append(open_id)
-            return
-        incident_id, deployment = Incident.id_for(alert), route(alert)
-        conn.execute(
-            tracked_incidents.insert().values(
-                incident_id=incident_id,
-                service=alert.service,
-                deployment=deployment,
-                opened_at=now,
-                last_seen_at=now,
-            )
-        )
-        conn.execute(
-            dispatches.insert().values(
-                key=key,
-                kind="playbook",
-                incident_id=incident_id,
-                deployment=deployment,
-                parameters=json.dumps({"alert": alert.model_dump(mode="json")}),
-                created_at=now,
-                next_attempt_at=now,
-                attempts=0,
-            )
-        )
-        self._link(conn, key, incident_id, "opened", now)
-        result.new += 1
-        result.opened.append((incident_id, alert, deployment))
-        result.incidents.append(incident_id)
-
-    def _seen_again(self, conn: Connection, alert: Alert, now: datetime, result: Accepted) -> None:
-        key = alert.occurrence_key
-        row = conn.execute(
-            select(occurrences.c.incident_id, occurrences.c.resolved_at).where(
-                occurrences.c.occurrence_key == key
-            )
-        ).one()
-        values: dict[str, Any] = {
-            "last_seen_at": now,
-            "times_seen": occurrences.c.times_seen + 1,
-        }
-        newly_resolved = alert.status == "resolved" and row.resolved_at is None
-        if newly_resolved:
-            values.update(status="resolved", resolved_at=alert.ends_at or now)
-        conn.execute(update(occurrences).where(occurrences.c.occurrence_key == key).values(values))
-        if newly_resolved:
-            result.resolved += 1
-        else:
-            result.deduplicated += 1
-        if row.incident_id is not None:
-            result.incidents.append(row.incident_id)
-            conn.execute(
-                update(tracked_incidents)
-                .where(tracked_incidents.c.incident_id == row.incident_id)
-                .values(last_seen_at=now)
-            )
-            if newly_resolved:
-                self._maybe_alert_resolved(conn, row.incident_id, now)
-
-    def _link(self, conn: Connection, key: str, incident_id: str, role: str, now: datetime) -> None:
-        conn.execute(
-            update(occurrences)
-            .where(occurrences.c.occurrence_key == key)
-            .values(incident_id=incident_id, role=role)
-        )
-        conn.execute(
-            update(tracked_incidents)
-            .where(tracked_incidents.c.incident_id == incident_id)
-            .values(last_seen_at=now)
-        )
-
-    def _maybe_alert_resolved(self, conn: Connection, incident_id: str, now: datetime) -> None:
-        firing = conn.execute(
-            select(func.count())
-            .select_from(occurrences)
-            .where(occurrences.c.incident_id == incident_id)
-            .where(occurrences.c.status == "firing")
-        ).scalar_one()
-        if firing == 0:
-            conn.execute(
-                update(tracked_incidents)
-                .where(tracked_incidents.c.incident_id == incident_id)
-                .where(tracked_incidents.c.alert_resolved_at.is_(None))
-                .values(alert_resolved_at=now)
-            )
+            return [self._acceptor.accept(conn, message, route) for message in messages]
 
     def ensure_incident(self, incident_id: str, alert: Alert, deployment: str) -> Incident:
         """The incident in the store, created if missing (idempotent, safe to race)."""

@@ -18,10 +18,11 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from oncall.errors import OncallError, TransientError
+from oncall.intake.accepting import Message
 from oncall.intake.bodies import BodyError, load_json
 from oncall.intake.committer import GroupCommitter
 from oncall.intake.dispatcher import Dispatcher
-from oncall.intake.inbox import Inbox, Message
+from oncall.intake.inbox import Inbox
 from oncall.intake.metrics import IntakeMetrics
 from oncall.intake.settings import IntakeSettings
 from oncall.models import Alert
