@@ -86,7 +86,7 @@ def create_app(
     prefect = PrefectRuns(_prefect_api(settings, prefect_api_url), intake.prefect_timeout_s)
     queue = DispatchQueue(inbox)
     dispatcher = Dispatcher(queue, prefect, router.default, intake, metrics)
-    committer = GroupCommitter(inbox, router.route)
+    committer = GroupCommitter(inbox, router.route, writers=intake.writers)
     receiver = Receiver(inbox, router, metrics, intake, committer, dispatcher if dispatch else None)
 
     @asynccontextmanager

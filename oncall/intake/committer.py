@@ -1,7 +1,9 @@
 """Group commit: messages arriving together are committed by one writer in one transaction.
 
 Every request still gets its 2xx only after its own alerts are committed; under load the
-fsync and the single SQLite writer are shared by a batch instead of paid per request.
+fsync and the single SQLite writer are shared by a batch instead of paid per request. On
+PostgreSQL several writer threads drain the same queue, so that one batch's round trips
+overlap another's (the inbox's advisory locks and ON CONFLICT keep them consistent).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
+from oncall.errors import TransientError
 from oncall.intake.accepting import Accepted, Message
 from oncall.intake.inbox import Inbox
 from oncall.models import Alert
@@ -27,13 +30,24 @@ class _Job:
 
 
 class GroupCommitter:
-    """A writer thread draining a queue of messages into batched transactions."""
+    """Writer threads draining a queue of messages into batched transactions."""
 
-    def __init__(self, inbox: Inbox, route: Callable[[Alert], str], max_batch: int = 64) -> None:
+    def __init__(
+        self,
+        inbox: Inbox,
+        route: Callable[[Alert], str],
+        max_batch: int = 64,
+        writers: int = 1,
+    ) -> None:
         self.inbox, self.route, self.max_batch = inbox, route, max_batch
+        self.writers = writers if inbox.is_postgres else 1
         self._jobs: queue.Queue[_Job | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="intake-committer", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._run, name=f"intake-committer-{n}", daemon=True)
+            for n in range(self.writers)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def submit(self, message: Message) -> Future[Accepted]:
         """Queue one message; the future resolves once it is committed (or failed)."""
@@ -42,9 +56,11 @@ class GroupCommitter:
         return job.future
 
     def close(self, timeout_s: float = 10.0) -> None:
-        """Commit what is queued, then stop the writer."""
-        self._jobs.put(None)
-        self._thread.join(timeout_s)
+        """Commit what is queued, then stop the writers (each stops at its own None)."""
+        for _ in self._threads:
+            self._jobs.put(None)
+        for thread in self._threads:
+            thread.join(timeout_s)
 
     def _run(self) -> None:
         while True:
@@ -65,12 +81,16 @@ class GroupCommitter:
             if stopping:
                 return
 
-    def _commit(self, batch: list[_Job]) -> None:
+    def _commit(self, batch: list[_Job], attempts: int = 3) -> None:
         try:
             results = self.inbox.accept_batch([j.message for j in batch], self.route)
         except Exception as exc:
             if len(batch) == 1:
-                batch[0].future.set_exception(exc)
+                # A deadlock between two writers is transient: try again before a 503.
+                if isinstance(exc, TransientError) and attempts > 1 and self.writers > 1:
+                    self._commit(batch, attempts - 1)
+                else:
+                    batch[0].future.set_exception(exc)
                 return
             # One bad message must not fail its neighbours: commit them one by one.
             log.warning("group commit of %d messages failed (%s); one by one", len(batch), exc)

@@ -60,3 +60,10 @@ class IntakeSettings(BaseSettings):
     dispatch_batch: int = Field(
         default=50, ge=1, description="Inbox entries claimed per dispatcher transaction."
     )
+    writers: int = Field(
+        default=1,
+        ge=1,
+        le=32,
+        description="Committer threads (PostgreSQL only; SQLite has one writer): more overlap "
+        "the round trips of a remote database. Unset: 1.",
+    )
