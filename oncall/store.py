@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -73,6 +73,19 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+@contextmanager
+def transaction(engine: Engine, what: str) -> Iterator[Connection]:
+    """One committed transaction; a database that does not answer is a TransientError
+    (callers retry), any other database error a PermanentError."""
+    try:
+        with engine.begin() as conn:
+            yield conn
+    except OperationalError as exc:
+        raise TransientError(f"{what} unavailable: {exc.orig}") from exc
+    except SQLAlchemyError as exc:
+        raise PermanentError(f"{what} error: {exc}") from exc
+
+
 class IncidentStore:
     """Reads and writes incidents; every change is one committed transaction."""
 
@@ -86,15 +99,8 @@ class IncidentStore:
             if "already exists" not in str(exc.orig):
                 raise TransientError(f"incident store unavailable: {exc.orig}") from exc
 
-    @contextmanager
-    def _tx(self) -> Iterator[Connection]:
-        try:
-            with self.engine.begin() as conn:
-                yield conn
-        except OperationalError as exc:
-            raise TransientError(f"incident store unavailable: {exc.orig}") from exc
-        except SQLAlchemyError as exc:
-            raise PermanentError(f"incident store error: {exc}") from exc
+    def _tx(self) -> AbstractContextManager[Connection]:
+        return transaction(self.engine, "incident store")
 
     def create(self, incident: Incident) -> Incident:
         """Insert a new incident, recording its first transition."""

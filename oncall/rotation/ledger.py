@@ -8,18 +8,18 @@ database (SQLite or PostgreSQL).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Column, DateTime, MetaData, String, Table, Text, delete, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from oncall.errors import PermanentError, TransientError
 from oncall.models import utcnow
-from oncall.store import make_engine
+from oncall.store import make_engine, transaction
 
 metadata = MetaData()
 
@@ -47,15 +47,8 @@ class HandoffLedger:
         except OperationalError as exc:
             raise TransientError(f"hand-off ledger unavailable: {exc.orig}") from exc
 
-    @contextmanager
-    def _tx(self) -> Iterator[Connection]:
-        try:
-            with self.engine.begin() as conn:
-                yield conn
-        except OperationalError as exc:
-            raise TransientError(f"hand-off ledger unavailable: {exc.orig}") from exc
-        except SQLAlchemyError as exc:
-            raise PermanentError(f"hand-off ledger error: {exc}") from exc
+    def _tx(self) -> AbstractContextManager[Connection]:
+        return transaction(self.engine, "hand-off ledger")
 
     def done(self, key: str) -> dict[str, Any] | None:
         """The recorded result of a finished step, or None if it has not finished."""
