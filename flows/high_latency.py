@@ -12,7 +12,7 @@ from flows.playbook_run import PlaybookRun
 from oncall.clients.metrics import ServiceMetrics
 from oncall.clients.service_admin import ServiceAdmin
 from oncall.models import Action, Alert
-from oncall.observations import ChangePlan
+from oncall.observations import ChangePlan, probes_summary
 from oncall.playbooks import HighLatencyConfig
 from tasks.diagnosis import measure_latency, read_gauges, read_slow_queries
 from tasks.mitigations import plan_scale, plan_warm_cache
@@ -32,15 +32,18 @@ def high_latency(alert: Alert, config: HighLatencyConfig | None = None) -> State
     metrics = ServiceMetrics(config.service_url)
     run.acknowledge()
 
-    # Investigation: slow queries, cache hit rate, current p95.
+    # Investigation: slow queries, cache hit rate, current p95; the cache and database.
+    probing = run.probe_dependencies()
     slow = read_slow_queries(ServiceAdmin(config.service_url))
     gauges = read_gauges(metrics, [config.cache_metric])
     p95 = measure_latency(metrics, config.latency_histogram, 0.95, config.verify_window_s)
     hit_rate = gauges[config.cache_metric]
     hit_rate = 1.0 if hit_rate is None else hit_rate
+    probes = [p.result() for p in probing]
     findings = (
         f"p95 {p95 if p95 is not None else 'n/a'} s; cache hit rate {hit_rate:.0%}; "
-        f"{len(slow)} slow queries (slowest {slow[0]['mean_ms'] if slow else 0:.0f} ms)"
+        f"{len(slow)} slow queries (slowest {slow[0]['mean_ms'] if slow else 0:.0f} ms); "
+        "dependencies " + probes_summary(probes)
     )
     run.record(
         Action(
@@ -50,6 +53,7 @@ def high_latency(alert: Alert, config: HighLatencyConfig | None = None) -> State
                 "p95_s": p95,
                 "cache_hit_rate": hit_rate,
                 "slow_queries": slow[:5],
+                "probes": [p.model_dump() for p in probes],
                 "findings": findings,
             },
         )

@@ -38,20 +38,26 @@ def high_llm_latency(alert: Alert, config: HighLLMLatencyConfig | None = None) -
     )
 
     # Investigation: Ollama health and connectivity; resource use (pods, restarts); its logs.
-    probes = run.probe_dependencies({"ollama": f"{config.ollama_url}/api/tags"})
+    probing = run.probe_dependencies({"ollama": f"{config.ollama_url}/api/tags"})
     ollama = check_deployment_health(run.kube, config.namespace, config.ollama_deployment)
     pods = describe_pods(run.kube, config.namespace, config.ollama_selector)
     logs = scan_logs(run.kube, config.namespace, config.ollama_selector, 50)
+    probes = [p.result() for p in probing]
     findings = (
         f"LLM p{round(config.quantile * 100)} {p99 if p99 is not None else 'n/a'} s; ollama "
-        f"{ollama.ready_replicas}/{ollama.replicas} ready; dependencies "
-        + probes_summary([f.result() for f in probes])
+        f"{ollama.ready_replicas}/{ollama.replicas} ready; dependencies " + probes_summary(probes)
     )
     run.record(
         Action(
             kind="diagnosis",
             target=config.namespace,
-            detail={"p99_s": p99, "pods": pods, "logs": logs, "findings": findings},
+            detail={
+                "p99_s": p99,
+                "pods": pods,
+                "logs": logs,
+                "probes": [p.model_dump() for p in probes],
+                "findings": findings,
+            },
         )
     )
 

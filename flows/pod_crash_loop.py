@@ -10,6 +10,7 @@ from prefect.client.schemas.objects import State
 from flows.naming import incident_run_name
 from flows.playbook_run import PlaybookRun
 from oncall.models import Action, Alert
+from oncall.observations import probes_summary
 from oncall.playbooks import PodCrashLoopConfig
 from tasks.diagnosis import describe_pods, read_config, scan_logs, warning_events
 from tasks.mitigations import plan_config_fix, plan_restart
@@ -28,9 +29,12 @@ def pod_crash_loop(alert: Alert, config: PodCrashLoopConfig | None = None) -> St
 
     # Diagnosis: get pods, describe (waiting reason, last termination), previous logs, events.
     pods = describe_pods(run.kube, config.namespace, config.selector)
+    # A dependency that refuses connections at start-up crash-loops its clients too.
+    probing = run.probe_dependencies()
     crash_logs = scan_logs(run.kube, config.namespace, config.selector, 50, previous=True)
     events = warning_events(run.kube, config.namespace)
     current = read_config(run.kube, config.namespace, config.config_map)
+    probes = [p.result() for p in probing]
     oom = [p["pod"] for p in pods if p["last_reason"] == "OOMKilled"]
     drift = {k: v for k, v in config.known_good.items() if current.get(k) != v}
     exits = sorted({f"{p['last_reason']}/{p['last_exit_code']}" for p in pods})
@@ -38,7 +42,8 @@ def pod_crash_loop(alert: Alert, config: PodCrashLoopConfig | None = None) -> St
         f"{sum(1 for p in pods if p['waiting'] == 'CrashLoopBackOff')} pod(s) in "
         f"CrashLoopBackOff; last exits {exits}; "
         f"config drift {drift or 'none'}; crash log: "
-        f"{crash_logs['samples'][-1] if crash_logs['samples'] else 'no error lines'}"
+        f"{crash_logs['samples'][-1] if crash_logs['samples'] else 'no error lines'}; "
+        "dependencies " + probes_summary(probes)
     )
     run.record(
         Action(
@@ -49,6 +54,7 @@ def pod_crash_loop(alert: Alert, config: PodCrashLoopConfig | None = None) -> St
                 "previous_logs": crash_logs,
                 "events": events,
                 "config": current,
+                "probes": [p.model_dump() for p in probes],
                 "findings": findings,
             },
         )

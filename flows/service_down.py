@@ -11,6 +11,7 @@ from flows.naming import incident_run_name
 from flows.playbook_run import PlaybookRun
 from oncall.errors import UnsafeToRemediate
 from oncall.models import Action, Alert
+from oncall.observations import probes_summary
 from oncall.playbooks import ServiceDownConfig
 from tasks.changes import read_rollout_history
 from tasks.diagnosis import describe_pods, scan_logs
@@ -40,13 +41,17 @@ def service_down(alert: Alert, config: ServiceDownConfig | None = None) -> State
     health = check_deployment_health(run.kube, config.namespace, config.deployment)
     pods = describe_pods(run.kube, config.namespace, config.selector)
     endpoints = check_endpoints(run.kube, config.namespace, config.service)
+    # Is it the service, or what it depends on? (probed concurrently while we read on)
+    probing = run.probe_dependencies()
     # 3. Recent changes: rollout history. 4. Logs, the crashed containers' too.
     history = read_rollout_history(run.kube, config.namespace, config.deployment)
     logs = scan_logs(run.kube, config.namespace, config.selector, 100, previous=True)
+    probes = [p.result() for p in probing]
     findings = (
         f"{health.ready_replicas}/{health.replicas} ready, {len(endpoints)} endpoint(s); "
         f"revision {health.revision} ({', '.join(health.images)}); "
-        f"{logs['error_lines']} error line(s) in crashed containers"
+        f"{logs['error_lines']} error line(s) in crashed containers; dependencies "
+        + probes_summary(probes)
     )
     run.record(
         Action(
@@ -56,6 +61,7 @@ def service_down(alert: Alert, config: ServiceDownConfig | None = None) -> State
                 "pods": pods,
                 "endpoints": endpoints,
                 "logs": logs,
+                "probes": [p.model_dump() for p in probes],
                 "findings": findings,
                 "history": [r.model_dump(mode="json") for r in history],
             },

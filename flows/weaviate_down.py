@@ -31,7 +31,7 @@ def weaviate_down(alert: Alert, config: WeaviateDownConfig | None = None) -> Sta
     run.acknowledge()
     health = check_deployment_health(run.kube, config.namespace, config.deployment)
     pods = describe_pods(run.kube, config.namespace, config.selector)
-    probes = run.probe_dependencies({"weaviate": config.meta_url})
+    probing = run.probe_dependencies({"weaviate": config.meta_url})
 
     # Investigation: pod issues (events, previous logs), persistent volume, network.
     events = warning_events(run.kube, config.namespace)
@@ -39,11 +39,11 @@ def weaviate_down(alert: Alert, config: WeaviateDownConfig | None = None) -> Sta
     pvc = check_pvc(run.kube, config.namespace, config.pvc)
     endpoints = check_endpoints(run.kube, config.namespace, config.service)
     crashing = [p["pod"] for p in pods if p["waiting"] == "CrashLoopBackOff"]
+    probes = [p.result() for p in probing]
     findings = (
         f"weaviate {health.ready_replicas}/{health.replicas} ready"
         f"{', crash-looping: ' + ', '.join(crashing) if crashing else ''}; "
-        f"PVC {config.pvc} {pvc}; service endpoints: {len(endpoints)}; "
-        + probes_summary([f.result() for f in probes])
+        f"PVC {config.pvc} {pvc}; service endpoints: {len(endpoints)}; " + probes_summary(probes)
     )
     run.record(
         Action(
@@ -55,6 +55,7 @@ def weaviate_down(alert: Alert, config: WeaviateDownConfig | None = None) -> Sta
                 "logs": logs,
                 "pvc": pvc,
                 "endpoints": endpoints,
+                "probes": [p.model_dump() for p in probes],
                 "findings": findings,
             },
         )

@@ -168,7 +168,8 @@ class Diagnosis(BaseModel):
 
     def as_action(self, namespace: str) -> Action:
         """The diagnosis as an incident record entry (kind ``diagnosis``)."""
-        return Action(kind="diagnosis", target=namespace, detail=self.model_dump(mode="json"))
+        detail = {**self.model_dump(mode="json"), "findings": self.summary()}
+        return Action(kind="diagnosis", target=namespace, detail=detail)
 
 
 class ChangePlan(BaseModel):

@@ -23,6 +23,12 @@ read_task = task(
 
 # The seeds grep for these: `grep ERROR`, `grep -E "(500|502|503|504)"`.
 _STATUS = re.compile(r"\b(50[0-4])\b")
+# An error line: plain-text ERROR/FATAL/Traceback/panic, or a structured log (JSON,
+# logfmt) whose level is error, fatal, panic or critical.
+ERROR_LINE = re.compile(
+    r"ERROR|Error|FATAL|Fatal|CRITICAL|Traceback|panic:"
+    r'|(?i:\blevel"?\s*[:=]\s*"?(?:error|err|fatal|panic|critical|crit)\b)'
+)
 
 
 @read_task
@@ -82,7 +88,7 @@ def scan_logs(
             )
             continue
         for line in text.splitlines():
-            if "ERROR" in line or "Error" in line or "Traceback" in line:
+            if ERROR_LINE.search(line):
                 errors.append(f"{pod.name}: {line}")
                 codes.update(_STATUS.findall(line))
     summary = {"error_lines": len(errors), "status_codes": dict(codes), "samples": errors[-10:]}
