@@ -89,7 +89,7 @@ class Guard:
         with self.store.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
 
-    def _spend(self, service: str, kind: str, incident_id: str) -> None:
+    def _check_budget(self, service: str, kind: str) -> None:
         limit = self.policy.budget_per_hour.get(kind, 1)
         used = self.spent(service, kind)
         if used >= limit:
@@ -97,6 +97,8 @@ class Guard:
                 f"budget spent: {used} {kind} action(s) on {service} in the last hour "
                 f"(limit {limit})"
             )
+
+    def _spend(self, service: str, kind: str, incident_id: str) -> None:
         with self.store.engine.begin() as conn:
             conn.execute(
                 remediation_ledger.insert().values(
@@ -125,5 +127,12 @@ class Guard:
             yield False
             return
         with self.prefect.exclusive(f"oncall-remediate-{service}", self.policy.concurrency_wait_s):
+            self._check_budget(service, kind)
+            try:
+                yield True
+            except UnsafeToRemediate:
+                raise  # refused before anything changed: it costs no budget
+            except BaseException:
+                self._spend(service, kind, incident_id)  # it may have reached the cluster
+                raise
             self._spend(service, kind, incident_id)
-            yield True

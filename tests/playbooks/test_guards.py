@@ -102,6 +102,23 @@ def test_budget_allows_then_refuses(faulted: FaultedCluster) -> None:
     assert faulted.kube.health(NAMESPACE, BLUE).replicas == 5
 
 
+def test_a_refused_action_costs_no_budget(faulted: FaultedCluster) -> None:
+    policy = GuardPolicy(
+        allowed_namespaces=[NAMESPACE], max_replicas=5, budget_per_hour={"scale": 1}
+    )
+    guard = _guard(policy)
+    incident = _incident(faulted)
+    for _ in range(3):
+        with pytest.raises(UnsafeToRemediate, match="above the cap"):
+            _apply(faulted, guard, incident, "scale", 6, None)
+    assert guard.spent(incident.alert.service, "scale") == 0
+    _apply(faulted, guard, incident, "scale", 4, None)  # the one allowed scale is still there
+    assert guard.spent(incident.alert.service, "scale") == 1
+    with pytest.raises(UnsafeToRemediate, match="budget spent: 1 scale"):
+        _apply(faulted, guard, incident, "scale", 5, None)
+    assert faulted.kube.health(NAMESPACE, BLUE).replicas == 4
+
+
 def test_second_concurrent_remediation_on_the_same_service_is_refused(
     faulted: FaultedCluster,
 ) -> None:
