@@ -215,10 +215,13 @@ class SimulatedService:
         self._carry += self.requests_per_second * sim_seconds
         if self.app == "ollama":
             self._carry += self.world.take_llm_calls()
-        count = min(int(self._carry), 2000)
-        self._carry -= int(self._carry)
+        arrived = int(self._carry)
+        self._carry -= arrived
+        # At most 2000 requests are served per tick (a slow tick must not stall the thread),
+        # but the load is what arrived: a late tick does not make the pods look idle.
+        count = min(arrived, 2000)
         backends = self.backends()
-        instant = count / sim_seconds / max(len(backends), 1)
+        instant = arrived / sim_seconds / max(len(backends), 1)
         if self._load_seen:
             weight = 1.0 - math.exp(-sim_seconds / _LOAD_TIME_CONSTANT)
             self.load_per_pod += (instant - self.load_per_pod) * weight
