@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +18,7 @@ from oncall.drill import drill_config, high_api_error_rate_rule
 from oncall.models import Alert, utcnow
 from oncall.playbooks import HighApiErrorRateConfig
 from oncall.sandbox import Sandbox
+from tests.conftest import free_port
 
 SCALE = 0.01
 NAMESPACE = "gremlinsai"
@@ -59,3 +62,31 @@ class Human(threading.Thread):
             self.prefect.resume(paused.id, self.answer)
         except Exception as exc:
             self.error = exc
+
+
+@pytest.fixture
+def stopped_redis_url() -> str:
+    """The URL of a real Redis that was started and then shut down."""
+    port = free_port()
+    subprocess.run(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "yes",
+        ],
+        check=True,
+    )
+    deadline = time.monotonic() + 10
+    while subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).returncode:
+        assert time.monotonic() < deadline, "redis did not start"
+        time.sleep(0.1)
+    subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], capture_output=True)
+    return f"redis://127.0.0.1:{port}/0"

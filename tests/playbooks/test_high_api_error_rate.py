@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import time
 from typing import Any
 
 import pytest
@@ -14,7 +12,6 @@ from oncall.clients.prefect_api import PrefectApi
 from oncall.models import Incident, IncidentStatus
 from oncall.settings import OncallSettings
 from oncall.store import IncidentStore
-from tests.conftest import free_port
 from tests.playbooks.conftest import BLUE, NAMESPACE, FaultedCluster, Human
 
 GOOD, BAD, OLDEST = (
@@ -116,34 +113,6 @@ def test_rollback_that_does_not_clear_the_alert_escalates(
     statuses = [t.status for t in incident.transitions]
     assert statuses[-2:] == [IncidentStatus.MITIGATED, IncidentStatus.ESCALATED]
     assert "not under" in incident.transitions[-1].note
-
-
-@pytest.fixture
-def stopped_redis_url() -> str:
-    """The URL of a real Redis that was started and then shut down."""
-    port = free_port()
-    subprocess.run(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--daemonize",
-            "yes",
-        ],
-        check=True,
-    )
-    deadline = time.monotonic() + 10
-    while subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).returncode:
-        assert time.monotonic() < deadline, "redis did not start"
-        time.sleep(0.1)
-    subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], capture_output=True)
-    return f"redis://127.0.0.1:{port}/0"
 
 
 def test_stopped_redis_is_reported_down_and_the_playbook_carries_on(

@@ -54,7 +54,6 @@ no dependencies, and the test asserts that a dead Redis does not get in its way.
 from __future__ import annotations
 
 import dataclasses
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -77,7 +76,6 @@ from oncall.sandbox import Sandbox
 from oncall.sandbox.faults import FAULTS
 from oncall.settings import OncallSettings
 from oncall.store import IncidentStore
-from tests.conftest import free_port
 from tests.playbooks.conftest import SCALE, Human
 
 APPROVE = {"approve": True, "approver": "jane", "reason": "drill"}
@@ -443,34 +441,6 @@ def test_minor_issue_escalates_when_it_grows(oncall_home: Path, prefect_api: str
 
 
 # --- B: a dependency down ------------------------------------------------------------------
-
-
-@pytest.fixture
-def stopped_redis_url() -> str:
-    """The URL of a real Redis that was started and then shut down."""
-    port = free_port()
-    subprocess.run(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--daemonize",
-            "yes",
-        ],
-        check=True,
-    )
-    deadline = time.monotonic() + 10
-    while subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).returncode:
-        assert time.monotonic() < deadline, "redis did not start"
-        time.sleep(0.1)
-    subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], capture_output=True)
-    return f"redis://127.0.0.1:{port}/0"
 
 
 def _findings(incident: Incident) -> str:
