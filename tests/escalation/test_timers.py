@@ -3,48 +3,18 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-
-import pytest
 
 from oncall.clients.prefect_api import PrefectApi
 from oncall.models import Alert, Incident, IncidentStatus, Severity, Transition, utcnow
 from oncall.store import IncidentStore
 from tasks.escalation import ESCALATION_DEPLOYMENT
-
-ONCALL = str(Path(sys.executable).parent / "oncall")
-
-
-class Worker:
-    """`oncall worker` as a user runs it, in its own process group."""
-
-    def __init__(self, home: Path) -> None:
-        self.home = home
-        self.proc: subprocess.Popen[str] | None = None
-
-    def start(self) -> None:
-        log = (self.home / "worker.log").open("a")
-        self.proc = subprocess.Popen(
-            [ONCALL, "worker", "--poll", "0.1"],
-            env={**os.environ, "ONCALL_HOME": str(self.home), "COLUMNS": "200"},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        _wait(lambda: "Worker ready" in (self.home / "worker.log").read_text(), 60, "worker ready")
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+from tests.escalation.conftest import ONCALL, Worker
 
 
 def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
@@ -52,15 +22,6 @@ def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.2)
-
-
-@pytest.fixture
-def worker(oncall_home: Path, prefect_api: str) -> Iterator[Worker]:
-    oncall_home.mkdir(parents=True, exist_ok=True)
-    w = Worker(oncall_home)
-    w.start()
-    yield w
-    w.kill()
 
 
 def _incident(home: Path) -> Incident:
@@ -96,6 +57,8 @@ def _schedule(prefect: PrefectApi, incident: Incident, seconds: float) -> str:
 def test_timer_fires_after_a_worker_restart(
     worker: Worker, prefect_api: str, oncall_home: Path
 ) -> None:
+    worker.launch()
+    worker.wait_ready()
     prefect = PrefectApi(prefect_api)
     incident = _incident(oncall_home)
     run_id = _schedule(prefect, incident, seconds=4)
@@ -103,7 +66,8 @@ def test_timer_fires_after_a_worker_restart(
     time.sleep(5)
     store = IncidentStore(f"sqlite:///{oncall_home / 'oncall.db'}")
     assert store.get(incident.id).status is IncidentStatus.TRIGGERED
-    worker.start()  # ... and the timer still fires once a worker is back.
+    worker.launch()  # ... and the timer still fires once a worker is back.
+    worker.wait_ready()
     _wait(lambda: store.get(incident.id).status is IncidentStatus.ESCALATED, 30, "escalation")
     paged = [a for a in store.get(incident.id).actions if a.kind == "page"]
     assert [(a.target, a.detail["step"]) for a in paged] == [("secondary", 1)]
@@ -113,9 +77,13 @@ def test_timer_fires_after_a_worker_restart(
 def test_acknowledgement_cancels_the_timer(
     worker: Worker, prefect_api: str, oncall_home: Path
 ) -> None:
+    worker.launch()
+    worker.wait_ready()
     prefect = PrefectApi(prefect_api)
     incident = _incident(oncall_home)
-    run_id = _schedule(prefect, incident, seconds=3)
+    # Due well after `oncall ack` has started up, even on a loaded machine.
+    due = time.monotonic() + 15
+    run_id = _schedule(prefect, incident, seconds=15)
     result = subprocess.run(
         [ONCALL, "ack", incident.id, "--by", "jane"],
         env={**os.environ, "ONCALL_HOME": str(oncall_home)},
@@ -125,7 +93,8 @@ def test_acknowledgement_cancels_the_timer(
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 escalation timer(s) cancelled" in result.stdout
-    time.sleep(5)  # past the due time, with the worker running
+    assert time.monotonic() < due, "the ack came after the timer was due"
+    time.sleep(max(0.0, due - time.monotonic()) + 2)  # past the due time, worker running
     store = IncidentStore(f"sqlite:///{oncall_home / 'oncall.db'}")
     after = store.get(incident.id)
     assert after.acknowledged_by == "jane"
