@@ -2,8 +2,9 @@
 
 Every request still gets its 2xx only after its own alerts are committed; under load the
 fsync and the single SQLite writer are shared by a batch instead of paid per request. On
-PostgreSQL several writer threads drain the same queue, so that one batch's round trips
-overlap another's (the inbox's advisory locks and ON CONFLICT keep them consistent).
+PostgreSQL, ``ONCALL_INTAKE_WRITERS`` threads can drain the same queue, so that one batch's
+round trips overlap another's (the inbox's advisory locks and ON CONFLICT keep them
+consistent); the default is one.
 """
 
 from __future__ import annotations
