@@ -30,7 +30,6 @@ class Accepted:
     attached: int = 0
     resolved: int = 0
     duplicate_event: bool = False
-    opened: list[tuple[str, Alert, str]] = field(default_factory=list)
     incidents: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
@@ -216,7 +215,6 @@ class Acceptor:
         )
         conn.execute(self.link, {"okey": key, "iid": incident_id, "orole": "opened"})
         result.new += 1
-        result.opened.append((incident_id, alert, deployment))
         result.incidents.append(incident_id)
 
     def _seen_again(self, conn: Connection, alert: Alert, now: datetime, result: Accepted) -> None:

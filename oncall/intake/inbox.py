@@ -93,16 +93,6 @@ class Inbox:
         """INSERT ... ON CONFLICT (key) DO NOTHING in this database's dialect."""
         return insert_ignoring_duplicates(table, conflict, self.is_postgres).values(**values)
 
-    def accept(
-        self,
-        alerts: list[Alert],
-        source: str,
-        route: Callable[[Alert], str],
-        event_id: str | None = None,
-    ) -> Accepted:
-        """Commit every alert of one message in one transaction; return what happened."""
-        return self.accept_batch([Message(alerts, source, event_id)], route)[0]
-
     def accept_batch(
         self, messages: list[Message], route: Callable[[Alert], str]
     ) -> list[Accepted]:
