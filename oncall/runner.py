@@ -5,7 +5,9 @@ most of it `import prefect`). An alert cannot wait that long, so this runner imp
 playbook once, registers their deployments (from `prefect.yaml`), polls the Prefect API
 for due runs of those deployments, claims each by proposing `Pending` (the server lets
 exactly one claimant win) and runs it on a thread with Prefect's own flow engine. A run
-paused for approval holds a thread, not a process.
+paused for approval holds a thread, not a process, and every run of the process shares one
+suspension observer (`oncall.suspension`) rather than holding a websocket of its own.
+Everything the runner does talks to `api_url`, whatever PREFECT_API_URL says.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import importlib
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,11 +29,13 @@ from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.schedules import CronSchedule
 from prefect.exceptions import Abort
 from prefect.flow_engine import run_flow
+from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.states import Crashed, Pending
 from prefect.utilities.engine import propose_state_sync
 from pydantic import BaseModel, Field
 
 from oncall.errors import PermanentError
+from oncall.suspension import shared_suspension_observer
 
 log = logging.getLogger("oncall.runner")
 
@@ -94,8 +100,20 @@ class WarmRunner:
         self.started_runs = 0
         self.stop_event = threading.Event()
 
+    @contextmanager
+    def _on_our_server(self) -> Iterator[None]:
+        # Prefect's client reads the API URL from a context variable, which a new thread
+        # does not inherit: without this, each thread would fall back to the environment
+        # (or, with nothing set, start an ephemeral server of its own).
+        with temporary_settings(updates={PREFECT_API_URL: self.api_url}):
+            yield
+
     def register(self) -> dict[str, UUID]:
         """Create or update every deployment on the server; return their ids by full name."""
+        with self._on_our_server():
+            return self._register()
+
+    def _register(self) -> dict[str, UUID]:
         ids: dict[str, UUID] = {}
         for spec in self.specs:
             flow = spec.load_flow()
@@ -149,7 +167,8 @@ class WarmRunner:
         with SyncPrefectClient(self.api_url) as client:
             flow_run = client.read_flow_run(flow_run_id)
         try:
-            run_flow(flow, flow_run=flow_run, return_type="state")
+            with self._on_our_server():
+                run_flow(flow, flow_run=flow_run, return_type="state")
         except BaseException:
             log.exception("flow run %s crashed in the runner", flow_run_id)
         finally:
@@ -161,7 +180,11 @@ class WarmRunner:
         self.register()
         if on_ready:
             on_ready(self)
-        with SyncPrefectClient(self.api_url) as client:
+        with (
+            self._on_our_server(),
+            shared_suspension_observer(),
+            SyncPrefectClient(self.api_url) as client,
+        ):
             while not self.stop_event.is_set():
                 try:
                     self.poll_once(client)

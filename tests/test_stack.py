@@ -15,10 +15,17 @@ from tests.conftest import free_port
 ONCALL = str(Path(sys.executable).parent / "oncall")
 
 
-def test_up_then_a_drill_through_the_intake_then_ctrl_c(prefect_api: str, tmp_path: Path) -> None:
+def test_up_then_a_drill_through_the_intake_then_ctrl_c(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    env = {**os.environ, "ONCALL_HOME": str(home), "COLUMNS": "200"}
+    # As on a fresh machine: no PREFECT_API_URL, so `up` starts and uses its own server.
+    env = {
+        **os.environ,
+        "ONCALL_HOME": str(home),
+        "ONCALL_PREFECT_PORT": str(free_port()),
+        "COLUMNS": "200",
+    }
     env.pop("ONCALL_INTAKE_TOKEN", None)
+    env.pop("PREFECT_API_URL", None)
     port = free_port()
     log = (tmp_path / "up.log").open("w")
     up = subprocess.Popen(
@@ -79,3 +86,5 @@ def test_up_then_a_drill_through_the_intake_then_ctrl_c(prefect_api: str, tmp_pa
     text = (tmp_path / "up.log").read_text()
     assert code == 0, text[-3000:]
     assert "Stopped." in text
+    # Every part talked to the stack's server: none fell back to an ephemeral one.
+    assert "temporary server" not in text, text[-3000:]
