@@ -12,7 +12,7 @@ from prefect.client.schemas.objects import State
 from prefect.states import Completed, Failed
 
 from oncall.approval import ApprovalDecision
-from oncall.clients import Clients
+from oncall.clients import Clients, KubeClient
 from oncall.errors import UnsafeToRemediate
 from oncall.guards import Guard
 from oncall.models import Action, Alert, Incident
@@ -44,11 +44,7 @@ class PlaybookRun:
         self.playbook, self.config = playbook, config
         self.clients = Clients(OncallSettings())
         self.settings = self.clients.settings
-        self.store, self.kube, self.notifier = (
-            self.clients.store,
-            self.clients.kube,
-            self.clients.notifier,
-        )
+        self.store, self.notifier = self.clients.store, self.clients.notifier
         self.guard = Guard(config.guard, self.store, self.clients.prefect)
         self.incident: Incident = open_incident(self.store, alert, playbook)
         label_incident_run(self.clients.prefect, self.incident)
@@ -59,6 +55,11 @@ class PlaybookRun:
         schedule_escalations(
             self.clients.prefect, self.incident, ladder, config.escalation_time_scale
         )
+
+    @property
+    def kube(self) -> KubeClient:
+        """The cluster, connected on first use: an incident is opened even without one."""
+        return self.clients.kube
 
     def acknowledge(self) -> None:
         """Seed step 1: acknowledge the alert."""
