@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow
 from prefect.client.schemas.objects import State
 
-from flows.naming import incident_run_name
-from flows.playbook_run import PlaybookRun
+from flows.playbook_run import PlaybookRun, playbook_flow
 from oncall.clients.metrics import ServiceMetrics
 from oncall.models import Action, Alert
 from oncall.observations import probes_summary
@@ -21,7 +19,7 @@ from tasks.verify import verify_error_rate, verify_gauge_ratio
 PLAYBOOK = "db-pool-exhausted"
 
 
-@flow(name=PLAYBOOK, flow_run_name=incident_run_name, log_prints=True)
+@playbook_flow(PLAYBOOK)
 def db_pool_exhausted(alert: Alert, config: DbPoolExhaustedConfig | None = None) -> State[Any]:
     """Confirm the pool is full; restart to reset connections and raise DB_POOL_SIZE; verify."""
     config = config or DbPoolExhaustedConfig()

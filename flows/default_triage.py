@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow
 from prefect.client.schemas.objects import State
 
-from flows.naming import incident_run_name
-from flows.playbook_run import PlaybookRun
+from flows.playbook_run import PlaybookRun, playbook_flow
 from oncall.models import Alert
 from oncall.playbooks import PlaybookConfig
 
 PLAYBOOK = "default-triage"
 
 
-@flow(name=PLAYBOOK, flow_run_name=incident_run_name, log_prints=True)
+@playbook_flow(PLAYBOOK)
 def default_triage(alert: Alert, config: PlaybookConfig | None = None) -> State[Any]:
     """CRONOS "General Alert Response Flow" for an unknown alert: a human takes it from here."""
     config = config or PlaybookConfig(namespace=alert.labels.get("namespace", "default"))

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow
 from prefect.client.schemas.objects import State
 
-from flows.naming import incident_run_name
-from flows.playbook_run import PlaybookRun
+from flows.playbook_run import PlaybookRun, playbook_flow
 from oncall.clients.metrics import ServiceMetrics
 from oncall.errors import UnsafeToRemediate
 from oncall.models import Action, Alert
@@ -23,7 +21,7 @@ from tasks.verify import verify_error_rate
 PLAYBOOK = "high-api-error-rate"
 
 
-@flow(name=PLAYBOOK, flow_run_name=incident_run_name, log_prints=True)
+@playbook_flow(PLAYBOOK)
 def high_api_error_rate(alert: Alert, config: HighApiErrorRateConfig | None = None) -> State[Any]:
     """Find the release behind a 5xx spike, roll it back or switch colour with approval, verify."""
     config = config or HighApiErrorRateConfig()

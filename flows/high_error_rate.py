@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow
 from prefect.client.schemas.objects import State
 
-from flows.naming import incident_run_name
-from flows.playbook_run import PlaybookRun
+from flows.playbook_run import PlaybookRun, playbook_flow
 from oncall.clients.metrics import ServiceMetrics
 from oncall.models import Action, Alert
 from oncall.observations import probes_summary
@@ -22,7 +20,7 @@ from tasks.verify import verify_error_rate
 PLAYBOOK = "high-error-rate"
 
 
-@flow(name=PLAYBOOK, flow_run_name=incident_run_name, log_prints=True)
+@playbook_flow(PLAYBOOK)
 def high_error_rate(alert: Alert, config: HighErrorRateConfig | None = None) -> State[Any]:
     """Error distribution and dependencies; restart affected pods, then scale; verify."""
     config = config or HighErrorRateConfig()

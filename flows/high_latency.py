@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow
 from prefect.client.schemas.objects import State
 
-from flows.naming import incident_run_name
-from flows.playbook_run import PlaybookRun
+from flows.playbook_run import PlaybookRun, playbook_flow
 from oncall.clients.metrics import ServiceMetrics
 from oncall.clients.service_admin import ServiceAdmin
 from oncall.models import Action, Alert
@@ -24,7 +22,7 @@ PLAYBOOK = "high-latency"
 COLD_CACHE = 0.8
 
 
-@flow(name=PLAYBOOK, flow_run_name=incident_run_name, log_prints=True)
+@playbook_flow(PLAYBOOK)
 def high_latency(alert: Alert, config: HighLatencyConfig | None = None) -> State[Any]:
     """Slow queries and cache hit rate; warm the cache when it is cold, else scale; verify p95."""
     config = config or HighLatencyConfig()

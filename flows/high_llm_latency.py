@@ -6,11 +6,9 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from prefect import flow
 from prefect.client.schemas.objects import State
 
-from flows.naming import incident_run_name
-from flows.playbook_run import PlaybookRun
+from flows.playbook_run import PlaybookRun, playbook_flow
 from oncall.clients.metrics import ServiceMetrics
 from oncall.models import Action, Alert
 from oncall.observations import ChangePlan, probes_summary
@@ -24,7 +22,7 @@ from tasks.verify import verify_latency
 PLAYBOOK = "high-llm-latency"
 
 
-@flow(name=PLAYBOOK, flow_run_name=incident_run_name, log_prints=True)
+@playbook_flow(PLAYBOOK)
 def high_llm_latency(alert: Alert, config: HighLLMLatencyConfig | None = None) -> State[Any]:
     """Check Ollama, then restart it, scale it, or switch to the fallback LLM until p99 drops."""
     config = config or HighLLMLatencyConfig()

@@ -5,11 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from prefect import flow
 from prefect.client.schemas.objects import State
 
-from flows.naming import incident_run_name
-from flows.playbook_run import PlaybookRun
+from flows.playbook_run import PlaybookRun, playbook_flow
 from oncall.clients.metrics import ServiceMetrics
 from oncall.models import Action, Alert
 from oncall.observations import Verification
@@ -19,7 +17,7 @@ from tasks.diagnosis import measure_error_rate, scan_logs
 PLAYBOOK = "minor-issue"
 
 
-@flow(name=PLAYBOOK, flow_run_name=incident_run_name, log_prints=True)
+@playbook_flow(PLAYBOOK)
 def minor_issue(alert: Alert, config: MinorIssueConfig | None = None) -> State[Any]:
     """Document and ticket a P3, then watch it: resolve when it subsides, escalate if it grows."""
     config = config or MinorIssueConfig()

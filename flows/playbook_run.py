@@ -6,16 +6,23 @@ call the task library, and each ends the run with a state the UI shows by name.
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import inspect
+import typing
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any, ParamSpec
 
+from prefect import Flow, flow, get_run_logger
 from prefect.client.schemas.objects import State
 from prefect.states import Completed, Failed
 
+from flows.naming import incident_run_name
 from oncall.approval import ApprovalDecision
 from oncall.clients import Clients, KubeClient
 from oncall.errors import UnsafeToRemediate
 from oncall.guards import Guard
-from oncall.models import Action, Alert, Incident
+from oncall.models import Action, Alert, Incident, IncidentStatus
 from oncall.observations import ChangePlan, Verification
 from oncall.playbooks import PlaybookConfig, sla_ladder
 from oncall.settings import OncallSettings
@@ -36,6 +43,8 @@ from tasks.incident import (
 from tasks.mitigations import apply_plan
 from tasks.postmortem import preserve_workload_evidence, start_post_incident
 
+P = ParamSpec("P")
+
 
 class PlaybookRun:
     """One playbook working one incident."""
@@ -47,6 +56,7 @@ class PlaybookRun:
         self.store, self.notifier = self.clients.store, self.clients.notifier
         self.guard = Guard(config.guard, self.store, self.clients.prefect)
         self.incident: Incident = open_incident(self.store, alert, playbook)
+        _current_run.set(self)
         label_incident_run(self.clients.prefect, self.incident)
         self.notifier.opened(self.incident)
         ladder = config.escalation
@@ -180,3 +190,42 @@ class PlaybookRun:
                 self.record(apply_plan(self.kube, self.guard, self.incident, undo, decision))
             except UnsafeToRemediate as exc:
                 self.notifier.step(self.incident, f"undo refused by a guard: {exc}")
+
+
+# The PlaybookRun of the flow running in this context, once its incident is open.
+_current_run: ContextVar[PlaybookRun | None] = ContextVar("playbook_run", default=None)
+
+
+def playbook_flow(name: str) -> Callable[[Callable[P, State[Any]]], Flow[P, State[Any]]]:
+    """A playbook's flow: its runs are named after the incident, and a stop escalates.
+
+    A playbook that stops on an error (the cluster unreachable, a bug) must not leave its
+    incident to wait for the first escalation timer: it hands the incident to a human at
+    once, with the error as the reason, and the run ends as Escalated.
+    """
+
+    def decorate(fn: Callable[P, State[Any]]) -> Flow[P, State[Any]]:
+        @functools.wraps(fn)
+        def run_playbook(*args: P.args, **kwargs: P.kwargs) -> State[Any]:
+            token = _current_run.set(None)
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:
+                run = _current_run.get()
+                if run is None or run.incident.status in {
+                    IncidentStatus.RESOLVED,
+                    IncidentStatus.ESCALATED,
+                }:
+                    raise
+                get_run_logger().exception("%s stopped before it finished", name)
+                return run.escalate(f"the playbook stopped before it finished: {exc}")
+            finally:
+                _current_run.reset(token)
+
+        # Prefect validates parameters against the annotations of the function it is given;
+        # this module's namespace cannot resolve the playbook's (string) annotations.
+        run_playbook.__annotations__ = typing.get_type_hints(fn)
+        run_playbook.__signature__ = inspect.signature(fn, eval_str=True)  # type: ignore[attr-defined]
+        return flow(name=name, flow_run_name=incident_run_name, log_prints=True)(run_playbook)
+
+    return decorate

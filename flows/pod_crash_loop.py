@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow
 from prefect.client.schemas.objects import State
 
-from flows.naming import incident_run_name
-from flows.playbook_run import PlaybookRun
+from flows.playbook_run import PlaybookRun, playbook_flow
 from oncall.models import Action, Alert
 from oncall.observations import probes_summary
 from oncall.playbooks import PodCrashLoopConfig
@@ -20,7 +18,7 @@ from tasks.verify import verify_pods_ready
 PLAYBOOK = "pod-crash-loop"
 
 
-@flow(name=PLAYBOOK, flow_run_name=incident_run_name, log_prints=True)
+@playbook_flow(PLAYBOOK)
 def pod_crash_loop(alert: Alert, config: PodCrashLoopConfig | None = None) -> State[Any]:
     """Describe the pods, read the crash logs and events; fix the config, restart, verify."""
     config = config or PodCrashLoopConfig()

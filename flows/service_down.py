@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow
 from prefect.client.schemas.objects import State
 
-from flows.naming import incident_run_name
-from flows.playbook_run import PlaybookRun
+from flows.playbook_run import PlaybookRun, playbook_flow
 from oncall.errors import UnsafeToRemediate
 from oncall.models import Action, Alert
 from oncall.observations import probes_summary
@@ -22,7 +20,7 @@ from tasks.verify import verify_health_endpoint
 PLAYBOOK = "service-down"
 
 
-@flow(name=PLAYBOOK, flow_run_name=incident_run_name, log_prints=True)
+@playbook_flow(PLAYBOOK)
 def service_down(alert: Alert, config: ServiceDownConfig | None = None) -> State[Any]:
     """Ticket, pods, endpoints, recent changes, error logs; roll back with approval; verify."""
     config = config or ServiceDownConfig()

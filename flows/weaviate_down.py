@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow
 from prefect.client.schemas.objects import State
 
-from flows.naming import incident_run_name
-from flows.playbook_run import PlaybookRun
+from flows.playbook_run import PlaybookRun, playbook_flow
 from oncall.models import Action, Alert
 from oncall.observations import probes_summary
 from oncall.playbooks import WeaviateDownConfig
@@ -21,7 +19,7 @@ from tasks.verify import verify_health_endpoint
 PLAYBOOK = "weaviate-down"
 
 
-@flow(name=PLAYBOOK, flow_run_name=incident_run_name, log_prints=True)
+@playbook_flow(PLAYBOOK)
 def weaviate_down(alert: Alert, config: WeaviateDownConfig | None = None) -> State[Any]:
     """Check Weaviate's pods, connectivity, volume and network; restart it; verify /v1/meta."""
     config = config or WeaviateDownConfig()
