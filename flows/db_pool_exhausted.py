@@ -8,7 +8,7 @@ from prefect.client.schemas.objects import State
 
 from flows.playbook_run import PlaybookRun, playbook_flow
 from oncall.clients.metrics import ServiceMetrics
-from oncall.models import Action, Alert
+from oncall.models import Alert
 from oncall.observations import probes_summary
 from oncall.playbooks import DbPoolExhaustedConfig
 from tasks.diagnosis import read_gauges, scan_logs
@@ -35,18 +35,7 @@ def db_pool_exhausted(alert: Alert, config: DbPoolExhaustedConfig | None = None)
         f"pool {pool[config.in_use_metric]}/{pool[config.size_metric]} in use; "
         f"{logs['error_lines']} error lines; database " + probes_summary(probes)
     )
-    run.record(
-        Action(
-            kind="diagnosis",
-            target=config.namespace,
-            detail={
-                "pool": pool,
-                "logs": logs,
-                "findings": findings,
-                "probes": [p.model_dump() for p in probes],
-            },
-        )
-    )
+    run.diagnose(findings, probes, pool=pool, logs=logs)
     if any(p.name == "postgresql" and not p.ok for p in probes):
         return run.escalate("the database itself is down: a bigger pool will not help; " + findings)
 

@@ -8,7 +8,7 @@ from prefect.client.schemas.objects import State
 
 from flows.playbook_run import PlaybookRun, playbook_flow
 from oncall.clients.metrics import ServiceMetrics
-from oncall.models import Action, Alert
+from oncall.models import Alert
 from oncall.observations import probes_summary
 from oncall.playbooks import DegradedPerformanceConfig
 from tasks.diagnosis import measure_error_rate, measure_latency, read_gauges
@@ -41,19 +41,7 @@ def degraded_performance(
         f"p95 {p95 if p95 is not None else 'n/a'} s, 5xx {errors:.1%}, CPU {cpu:.0%} per pod "
         f"on {health.ready_replicas} pods; dependencies: " + probes_summary(probes)
     )
-    run.record(
-        Action(
-            kind="diagnosis",
-            target=config.namespace,
-            detail={
-                "p95_s": p95,
-                "error_rate": errors,
-                "cpu_per_pod": cpu,
-                "findings": findings,
-                "probes": [p.model_dump() for p in probes],
-            },
-        )
-    )
+    run.diagnose(findings, probes, p95_s=p95, error_rate=errors, cpu_per_pod=cpu)
     down = [p.name for p in probes if not p.ok and p.name != "api"]
     if down:
         return run.escalate(

@@ -8,7 +8,7 @@ from prefect.client.schemas.objects import State
 
 from flows.playbook_run import PlaybookRun, playbook_flow
 from oncall.clients.metrics import ServiceMetrics
-from oncall.models import Action, Alert
+from oncall.models import Alert
 from oncall.observations import probes_summary
 from oncall.playbooks import HighErrorRateConfig
 from tasks.changes import read_rollout_history
@@ -38,18 +38,7 @@ def high_error_rate(alert: Alert, config: HighErrorRateConfig | None = None) -> 
         f"revision {history[-1].revision if history else '?'}; dependencies: "
         + probes_summary(probes)
     )
-    run.record(
-        Action(
-            kind="diagnosis",
-            target=config.namespace,
-            detail={
-                "error_rate": rate,
-                "logs": logs,
-                "findings": findings,
-                "probes": [p.model_dump() for p in probes],
-            },
-        )
-    )
+    run.diagnose(findings, probes, error_rate=rate, logs=logs)
 
     # Solutions, in the seed's order: 1. restart affected pods, 2. scale up.
     for plan in (

@@ -9,7 +9,7 @@ from prefect.client.schemas.objects import State
 from flows.playbook_run import PlaybookRun, playbook_flow
 from oncall.clients.metrics import ServiceMetrics
 from oncall.clients.service_admin import ServiceAdmin
-from oncall.models import Action, Alert
+from oncall.models import Alert
 from oncall.observations import ChangePlan, probes_summary
 from oncall.playbooks import HighLatencyConfig
 from tasks.diagnosis import measure_latency, read_gauges, read_slow_queries
@@ -43,19 +43,7 @@ def high_latency(alert: Alert, config: HighLatencyConfig | None = None) -> State
         f"{len(slow)} slow queries (slowest {slow[0]['mean_ms'] if slow else 0:.0f} ms); "
         "dependencies " + probes_summary(probes)
     )
-    run.record(
-        Action(
-            kind="diagnosis",
-            target=config.namespace,
-            detail={
-                "p95_s": p95,
-                "cache_hit_rate": hit_rate,
-                "slow_queries": slow[:5],
-                "probes": [p.model_dump() for p in probes],
-                "findings": findings,
-            },
-        )
-    )
+    run.diagnose(findings, probes, p95_s=p95, cache_hit_rate=hit_rate, slow_queries=slow[:5])
 
     # Solutions: "Warm up caches" when the cache is cold, else "Scale horizontally".
     plan: ChangePlan

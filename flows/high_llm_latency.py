@@ -10,7 +10,7 @@ from prefect.client.schemas.objects import State
 
 from flows.playbook_run import PlaybookRun, playbook_flow
 from oncall.clients.metrics import ServiceMetrics
-from oncall.models import Action, Alert
+from oncall.models import Alert
 from oncall.observations import ChangePlan, probes_summary
 from oncall.playbooks import HighLLMLatencyConfig
 from tasks.diagnosis import describe_pods, measure_latency, scan_logs
@@ -45,19 +45,7 @@ def high_llm_latency(alert: Alert, config: HighLLMLatencyConfig | None = None) -
         f"LLM p{round(config.quantile * 100)} {p99 if p99 is not None else 'n/a'} s; ollama "
         f"{ollama.ready_replicas}/{ollama.replicas} ready; dependencies " + probes_summary(probes)
     )
-    run.record(
-        Action(
-            kind="diagnosis",
-            target=config.namespace,
-            detail={
-                "p99_s": p99,
-                "pods": pods,
-                "logs": logs,
-                "probes": [p.model_dump() for p in probes],
-                "findings": findings,
-            },
-        )
-    )
+    run.diagnose(findings, probes, p99_s=p99, pods=pods, logs=logs)
 
     # Mitigation, in the seed's order: restart Ollama, scale it up, switch provider.
     # Each step is planned only when the one before it did not bring the latency down.

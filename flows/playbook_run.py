@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import inspect
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from typing import Any, ParamSpec
 
@@ -23,7 +23,7 @@ from oncall.clients import Clients, KubeClient
 from oncall.errors import UnsafeToRemediate
 from oncall.guards import Guard
 from oncall.models import Action, Alert, Incident, IncidentStatus
-from oncall.observations import ChangePlan, Verification
+from oncall.observations import ChangePlan, ProbeResult, Verification
 from oncall.playbooks import PlaybookConfig, sla_ladder
 from oncall.settings import OncallSettings
 from tasks.approval import await_approval
@@ -82,6 +82,11 @@ class PlaybookRun:
         self.notifier.step(
             self.incident, f"{action.kind} `{action.target}` {verb}", action.model_dump(mode="json")
         )
+
+    def diagnose(self, findings: str, probes: Sequence[ProbeResult], **evidence: Any) -> None:
+        """Keep the diagnosis: what it concludes, the dependency probes, the evidence read."""
+        detail = {**evidence, "probes": [p.model_dump() for p in probes], "findings": findings}
+        self.record(Action(kind="diagnosis", target=self.config.namespace, detail=detail))
 
     def probe_dependencies(self, http: dict[str, str] | None = None) -> list[Any]:
         """Submit the dependency probes concurrently: PostgreSQL, Redis, HTTP health URLs."""

@@ -7,7 +7,7 @@ from typing import Any
 from prefect.client.schemas.objects import State
 
 from flows.playbook_run import PlaybookRun, playbook_flow
-from oncall.models import Action, Alert
+from oncall.models import Alert
 from oncall.observations import probes_summary
 from oncall.playbooks import PodCrashLoopConfig
 from tasks.diagnosis import describe_pods, read_config, scan_logs, warning_events
@@ -43,19 +43,13 @@ def pod_crash_loop(alert: Alert, config: PodCrashLoopConfig | None = None) -> St
         f"{crash_logs['samples'][-1] if crash_logs['samples'] else 'no error lines'}; "
         "dependencies " + probes_summary(probes)
     )
-    run.record(
-        Action(
-            kind="diagnosis",
-            target=config.namespace,
-            detail={
-                "pods": pods,
-                "previous_logs": crash_logs,
-                "events": events,
-                "config": current,
-                "probes": [p.model_dump() for p in probes],
-                "findings": findings,
-            },
-        )
+    run.diagnose(
+        findings,
+        probes,
+        pods=pods,
+        previous_logs=crash_logs,
+        events=events,
+        config=current,
     )
     if oom:
         # "Increase resource limits" needs a person to size them.

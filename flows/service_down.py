@@ -51,19 +51,13 @@ def service_down(alert: Alert, config: ServiceDownConfig | None = None) -> State
         f"{logs['error_lines']} error line(s) in crashed containers; dependencies "
         + probes_summary(probes)
     )
-    run.record(
-        Action(
-            kind="diagnosis",
-            target=config.namespace,
-            detail={
-                "pods": pods,
-                "endpoints": endpoints,
-                "logs": logs,
-                "probes": [p.model_dump() for p in probes],
-                "findings": findings,
-                "history": [r.model_dump(mode="json") for r in history],
-            },
-        )
+    run.diagnose(
+        findings,
+        probes,
+        pods=pods,
+        endpoints=endpoints,
+        logs=logs,
+        history=[r.model_dump(mode="json") for r in history],
     )
 
     # 5. Rollback if needed: to the newest revision with a different image than now.

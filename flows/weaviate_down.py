@@ -7,7 +7,7 @@ from typing import Any
 from prefect.client.schemas.objects import State
 
 from flows.playbook_run import PlaybookRun, playbook_flow
-from oncall.models import Action, Alert
+from oncall.models import Alert
 from oncall.observations import probes_summary
 from oncall.playbooks import WeaviateDownConfig
 from tasks.diagnosis import describe_pods, scan_logs, warning_events
@@ -43,20 +43,14 @@ def weaviate_down(alert: Alert, config: WeaviateDownConfig | None = None) -> Sta
         f"{', crash-looping: ' + ', '.join(crashing) if crashing else ''}; "
         f"PVC {config.pvc} {pvc}; service endpoints: {len(endpoints)}; " + probes_summary(probes)
     )
-    run.record(
-        Action(
-            kind="diagnosis",
-            target=config.namespace,
-            detail={
-                "pods": pods,
-                "events": events,
-                "logs": logs,
-                "pvc": pvc,
-                "endpoints": endpoints,
-                "probes": [p.model_dump() for p in probes],
-                "findings": findings,
-            },
-        )
+    run.diagnose(
+        findings,
+        probes,
+        pods=pods,
+        events=events,
+        logs=logs,
+        pvc=pvc,
+        endpoints=endpoints,
     )
     if pvc not in ("Bound", "Unknown"):
         # A restart cannot fix storage: the seed's "If Persistent Volume Issues" is for a human.
