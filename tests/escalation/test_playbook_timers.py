@@ -69,12 +69,13 @@ from prefect.client.schemas.objects import FlowRun
 from oncall.clients.prefect_api import PrefectApi
 from oncall.drill_catalog import plan_drill
 from oncall.models import Alert, Incident, IncidentStatus, utcnow
-from oncall.playbooks import HighErrorRateConfig, PlaybookConfig
+from oncall.playbooks import PlaybookConfig
 from oncall.sandbox import Sandbox
 from oncall.settings import OncallSettings
 from oncall.store import IncidentStore
 from tasks.escalation import ESCALATION_DEPLOYMENT
 from tests.escalation.conftest import ONCALL, Worker
+from tests.playbooks.conftest import quick_high_error_rate_config
 
 SANDBOX_SCALE = 0.01  # the drill clock, as in the playbook tests
 
@@ -205,13 +206,7 @@ def _playbook(case: Case, sandbox: Sandbox) -> tuple[Any, Alert, PlaybookConfig]
         from flows.high_error_rate import high_error_rate
 
         base: Any = plan.config
-        config = HighErrorRateConfig(
-            service_url=base.service_url,
-            verify_checks=2,
-            verify_window_s=0.5,
-            verify_timeout_s=3,
-            rollout_timeout_s=15,
-        )
+        config = quick_high_error_rate_config(base.service_url)
         return high_error_rate, alert, config
     return plan.playbook, alert, plan.config
 

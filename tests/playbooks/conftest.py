@@ -16,13 +16,28 @@ from oncall.clients.kube import KubeClient
 from oncall.clients.prefect_api import PrefectApi
 from oncall.drill import drill_config, high_api_error_rate_rule
 from oncall.models import Alert, utcnow
-from oncall.playbooks import HighApiErrorRateConfig
+from oncall.playbooks import HighApiErrorRateConfig, HighErrorRateConfig
 from oncall.sandbox import Sandbox
 from tests.conftest import free_port
 
 SCALE = 0.01
 NAMESPACE = "gremlinsai"
 BLUE = "gremlinsai-backend-blue"
+
+
+def quick_high_error_rate_config(service_url: str, **overrides: Any) -> HighErrorRateConfig:
+    """CRONOS "High Error Rate" against a drill's service, with the drills' short waits.
+
+    No scenario drills this section by default, so tests aim it at the service-down one.
+    """
+    return HighErrorRateConfig(
+        service_url=service_url,
+        verify_checks=2,
+        verify_window_s=0.5,
+        verify_timeout_s=3,
+        rollout_timeout_s=15,
+        **overrides,
+    )
 
 
 @dataclass

@@ -15,7 +15,7 @@ from oncall.models import Alert, Incident, IncidentStatus, utcnow
 from oncall.sandbox import SCENARIOS, Sandbox
 from oncall.settings import OncallSettings
 from oncall.store import IncidentStore
-from tests.playbooks.conftest import SCALE, Human
+from tests.playbooks.conftest import SCALE, Human, quick_high_error_rate_config
 
 # What each seed section prescribes, as the kinds of action the playbook applies.
 REMEDY = {
@@ -155,17 +155,10 @@ def test_high_error_rate_restarts_then_scales_then_escalates_when_neither_helps(
     # A crashing release: the CRONOS "High Error Rate" remedies (restart, scale) cannot
     # clear it, and the playbook must say so rather than loop.
     from flows.high_error_rate import high_error_rate
-    from oncall.playbooks import HighErrorRateConfig
 
     base: Any = drill.plan.config
-    config = HighErrorRateConfig(
-        service_url=base.service_url,
-        verify_checks=2,
-        verify_window_s=0.5,
-        verify_timeout_s=3,
-        rollout_timeout_s=15,
-        approval_timeout_s=2,
-        escalation_time_scale=SCALE,
+    config = quick_high_error_rate_config(
+        base.service_url, approval_timeout_s=2, escalation_time_scale=SCALE
     )
     state = high_error_rate(alert=drill.alert, config=config, return_state=True)
     incident = IncidentStore(OncallSettings().store_url).get(Incident.id_for(drill.alert))
