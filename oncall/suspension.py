@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
@@ -31,8 +30,6 @@ from prefect._internal.observers import FlowRunSuspendingObserver
 from prefect.client.schemas.objects import State
 
 from oncall.errors import PermanentError
-
-log = logging.getLogger("oncall.suspension")
 
 # The name the flow engine looks the per-run observer up by (prefect 3.9).
 ENGINE_HOOK = "observe_flow_run_suspension"
@@ -52,12 +49,6 @@ class SharedSuspensionObserver:
         self._thread: threading.Thread | None = None
         self._stopping: asyncio.Event | None = None
         self._replaced: ObserveFn | None = None
-
-    @property
-    def watched(self) -> set[UUID]:
-        """Flow runs being watched right now."""
-        with self._lock:
-            return set(self._requests)
 
     def start(self) -> None:
         """Open the observer (its subscription and polling fallback) on a loop thread."""
@@ -103,7 +94,7 @@ class SharedSuspensionObserver:
         self,
         flow_run_id: UUID,
         suspension_request: FlowRunSuspensionRequest,
-        polling_interval: float = 10,
+        polling_interval: float = 10,  # the engine's signature; the shared observer has its own
     ) -> Iterator[None]:
         """Watch one flow run for the duration of the block (the flow engine's hook)."""
         loop, observer = self._loop, self._observer
