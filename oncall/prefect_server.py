@@ -114,11 +114,27 @@ def ensure_server(settings: OncallSettings, configured_api_url: str | None) -> P
     return start_server(settings)
 
 
+def _send_pending_logs_and_events() -> None:
+    """Send what this process logged and emitted to Prefect while the server still answers.
+
+    Prefect sends them from background queues, drained at interpreter exit: after a
+    stop here, that drain finds no server and prints "Error logging to API".
+    """
+    if "prefect" not in sys.modules:
+        return  # this process never talked to Prefect: nothing is queued
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=5, at_exit=False)
+    EventsWorker.drain_all(timeout=5, at_exit=False)
+
+
 def stop_server(settings: OncallSettings, wait_s: float = 20.0) -> bool:
     """Stop the local server this tool started; False if none was running."""
     pidfile = _pidfile(settings)
     if not pidfile.exists():
         return False
+    _send_pending_logs_and_events()
     pid = int(pidfile.read_text().strip())
     try:
         os.killpg(pid, signal.SIGTERM)

@@ -27,10 +27,8 @@ import yaml
 from prefect import Flow
 from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.schedules import CronSchedule
-from prefect.events.worker import EventsWorker
 from prefect.exceptions import Abort
 from prefect.flow_engine import run_flow
-from prefect.logging.handlers import APILogWorker
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.states import Crashed, Pending
 from prefect.utilities.engine import propose_state_sync
@@ -221,8 +219,4 @@ class WarmRunner:
                         )
                     except Exception:
                         log.exception("could not mark flow run %s crashed", run_id)
-        # Send what the runs logged and emitted while the server is surely still up: the
-        # drain at interpreter exit comes after `oncall up` has stopped its server.
-        APILogWorker.drain_all(timeout=5, at_exit=False)
-        EventsWorker.drain_all(timeout=5, at_exit=False)
         return left

@@ -45,12 +45,6 @@ def prefect_api() -> Iterator[str]:
     settings = OncallSettings(home=_PREFECT_HOME / "server-home")
     server = start_server(settings, port=int(os.environ["ONCALL_TEST_PREFECT_PORT"]))
     yield server.api_url
-    from prefect.events.worker import EventsWorker
-    from prefect.logging.handlers import APILogWorker
-
-    # Send the last logs and events while the server is still up, not at exit.
-    APILogWorker.drain_all(timeout=5, at_exit=False)
-    EventsWorker.drain_all(timeout=5, at_exit=False)
     stop_server(settings)
 
 

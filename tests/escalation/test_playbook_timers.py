@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -74,7 +73,7 @@ from oncall.sandbox import Sandbox
 from oncall.settings import OncallSettings
 from oncall.store import IncidentStore
 from tasks.escalation import ESCALATION_DEPLOYMENT
-from tests.escalation.conftest import ONCALL, Worker
+from tests.escalation.conftest import ONCALL, Worker, wait_for
 from tests.playbooks.conftest import quick_high_error_rate_config
 
 SANDBOX_SCALE = 0.01  # the drill clock, as in the playbook tests
@@ -137,13 +136,6 @@ CASES = [
     Case("weaviate-down", "weaviate-down", SEED, _budget_zero("restart")),
     Case("default-triage", None, SEED, _as_is),
 ]
-
-
-def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 @pytest.fixture
@@ -273,12 +265,12 @@ def test_every_playbooks_timers_fire_after_a_worker_restart_and_stop_on_ack(
         first, rest = o.runs[0], o.runs[1:]
         role = o.case.ladder[0][1]
         wait_s = max(0.0, (o.due[0] - utcnow()).total_seconds()) + 60
-        _wait(partial(_paged, store, o.incident_id, role), wait_s, "a page")
+        wait_for(partial(_paged, store, o.incident_id, role), wait_s, "a page")
         assert utcnow() < o.due[1], f"{o.case.playbook}: the second rung came due first"
         assert _pages(store, o.incident_id) == [(role, 1)], o.case.playbook
         page = next(a for a in store.get(o.incident_id).actions if a.kind == "page")
         assert page.at >= o.due[0]
-        _wait(partial(_run_named, prefect_api, first, "Paged"), 10, "the first rung's run Paged")
+        wait_for(partial(_run_named, prefect_api, first, "Paged"), 10, "the first rung's run Paged")
 
         # 3. ... and an acknowledgement cancels the incident's other rungs before they are due.
         assert all(_state(prefect_api, r) == ("SCHEDULED", "Scheduled") for r in rest)

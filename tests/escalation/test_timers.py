@@ -6,7 +6,6 @@ import os
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,14 +13,7 @@ from oncall.clients.prefect_api import PrefectApi
 from oncall.models import Alert, Incident, IncidentStatus, Severity, Transition, utcnow
 from oncall.store import IncidentStore
 from tasks.escalation import ESCALATION_DEPLOYMENT
-from tests.escalation.conftest import ONCALL, Worker
-
-
-def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
+from tests.escalation.conftest import ONCALL, Worker, wait_for
 
 
 def _incident(home: Path) -> Incident:
@@ -68,10 +60,10 @@ def test_timer_fires_after_a_worker_restart(
     assert store.get(incident.id).status is IncidentStatus.TRIGGERED
     worker.launch()  # ... and the timer still fires once a worker is back.
     worker.wait_ready()
-    _wait(lambda: store.get(incident.id).status is IncidentStatus.ESCALATED, 30, "escalation")
+    wait_for(lambda: store.get(incident.id).status is IncidentStatus.ESCALATED, 30, "escalation")
     paged = [a for a in store.get(incident.id).actions if a.kind == "page"]
     assert [(a.target, a.detail["step"]) for a in paged] == [("secondary", 1)]
-    _wait(lambda: prefect.read_flow_run(uuid.UUID(run_id)).state.name == "Paged", 10, "Paged")
+    wait_for(lambda: prefect.read_flow_run(uuid.UUID(run_id)).state.name == "Paged", 10, "Paged")
 
 
 def test_acknowledgement_cancels_the_timer(
