@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -426,3 +427,200 @@ class KubeClient:
         )
         phase: str = obj.get("status", {}).get("phase", "Unknown")
         return phase
+
+    # StatefulSets and DaemonSets
+
+    def statefulset(self, namespace: str, name: str) -> dict[str, Any]:
+        """The StatefulSet object as JSON."""
+        return self._raw(
+            f"get statefulset {namespace}/{name}",
+            lambda: self.apps.read_namespaced_stateful_set(name, namespace, _request_timeout=T_OUT),
+        )
+
+    def daemonset(self, namespace: str, name: str) -> dict[str, Any]:
+        """The DaemonSet object as JSON."""
+        return self._raw(
+            f"get daemonset {namespace}/{name}",
+            lambda: self.apps.read_namespaced_daemon_set(name, namespace, _request_timeout=T_OUT),
+        )
+
+    def _workload(self, namespace: str, kind: str, name: str) -> dict[str, Any]:
+        readers = {
+            "deployment": self.deployment,
+            "statefulset": self.statefulset,
+            "daemonset": self.daemonset,
+        }
+        if kind not in readers:
+            raise PermanentError(f"{kind}/{name}: not a deployment, statefulset or daemonset")
+        return readers[kind](namespace, name)
+
+    def _patch_workload(
+        self, namespace: str, kind: str, name: str, patch: Any, what: str
+    ) -> dict[str, Any]:
+        """A strategic merge patch (a JSON patch when `patch` is a list) of a workload."""
+        patchers: dict[str, Callable[..., Any]] = {
+            "deployment": self.apps.patch_namespaced_deployment,
+            "statefulset": self.apps.patch_namespaced_stateful_set,
+            "daemonset": self.apps.patch_namespaced_daemon_set,
+        }
+        return self._raw(
+            f"{what} {kind} {namespace}/{name}",
+            lambda: patchers[kind](name, namespace, patch, _request_timeout=T_OUT),
+        )
+
+    def restart_workload(
+        self, namespace: str, kind: str, name: str, at: datetime
+    ) -> dict[str, Any]:
+        """`kubectl rollout restart`: stamp the pod template's restartedAt annotation."""
+        workload = self._workload(namespace, kind, name)
+        if kind == "deployment" and workload["spec"].get("paused"):
+            raise UnsafeToRemediate(
+                f"deployment {namespace}/{name} is paused; can't restart paused deployment"
+            )
+        patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: _rfc3339(at)}}}}}
+        return self._patch_workload(namespace, kind, name, patch, "restart")
+
+    def scale_statefulset(self, namespace: str, name: str, replicas: int) -> dict[str, Any]:
+        """`kubectl scale statefulset`: merge-patch the scale subresource."""
+        return self._raw(
+            f"scale statefulset {namespace}/{name} to {replicas}",
+            lambda: self.apps.patch_namespaced_stateful_set_scale(
+                name,
+                namespace,
+                {"spec": {"replicas": replicas}},
+                _content_type="application/merge-patch+json",
+                _request_timeout=T_OUT,
+            ),
+        )
+
+    def controller_revisions(self, namespace: str, kind: str, name: str) -> list[dict[str, Any]]:
+        """The ControllerRevisions a StatefulSet or DaemonSet controls, oldest revision first."""
+        if kind not in ("statefulset", "daemonset"):
+            raise PermanentError(f"{kind}/{name}: only statefulsets and daemonsets have revisions")
+        workload = self._workload(namespace, kind, name)
+        labels = (workload["spec"].get("selector") or {}).get("matchLabels") or {}
+        selector = ",".join(f"{k}={v}" for k, v in labels.items())
+        listing = self._raw(
+            f"list controllerrevisions of {kind} {namespace}/{name}",
+            lambda: self.apps.list_namespaced_controller_revision(
+                namespace, label_selector=selector, _request_timeout=T_OUT
+            ),
+        )
+        uid = workload["metadata"]["uid"]
+        owned = [
+            r
+            for r in listing.get("items", [])
+            if any(
+                o.get("controller") and o.get("uid") == uid
+                for o in r["metadata"].get("ownerReferences") or []
+            )
+        ]
+        return sorted(owned, key=lambda r: int(r.get("revision", 0)))
+
+    def rollout_undo_workload(
+        self, namespace: str, kind: str, name: str, to_revision: int = 0
+    ) -> WorkloadUndo:
+        """`kubectl rollout undo [--to-revision]` of a statefulset or daemonset (or deployment).
+
+        As kubectl: the chosen ControllerRevision (default: the second highest) is sent back as
+        the strategic merge patch it holds, unless the template already matches it.
+        """
+        if kind == "deployment":
+            plan = self.plan_rollback(namespace, name, to_revision)
+            if plan.no_op:
+                return WorkloadUndo(kind, name, plan.target_revision, True, {})
+            return WorkloadUndo(kind, name, plan.target_revision, False, self.rollout_undo(plan))
+        history = self.controller_revisions(namespace, kind, name)
+        if to_revision < 0 or (to_revision == 0 and len(history) <= 1):
+            raise UnsafeToRemediate(f"{kind} {namespace}/{name}: no last revision to roll back to")
+        target = (
+            history[-2]
+            if to_revision == 0
+            else next((r for r in history if int(r.get("revision", 0)) == to_revision), None)
+        )
+        if target is None:
+            raise UnsafeToRemediate(
+                f"{kind} {namespace}/{name}: unable to find specified revision {to_revision} "
+                "in history"
+            )
+        revision = int(target.get("revision", 0))
+        workload = self._workload(namespace, kind, name)
+        wanted = dict(target["data"]["spec"]["template"])
+        wanted.pop("$patch", None)
+        if _without_nulls(wanted) == _without_nulls(workload["spec"]["template"]):
+            return WorkloadUndo(kind, name, revision, True, workload)
+        patched = self._patch_workload(namespace, kind, name, target["data"], "roll back")
+        return WorkloadUndo(kind, name, revision, False, patched)
+
+    def workload_ready(self, namespace: str, kind: str, name: str) -> bool:
+        """True when `kubectl rollout status` would call the rollout of this workload done."""
+        obj = self._workload(namespace, kind, name)
+        spec, status = obj["spec"], obj.get("status") or {}
+        generation = int(obj["metadata"].get("generation", 0))
+        observed = int(status.get("observedGeneration", 0))
+        if kind == "deployment":
+            return _deployment_done(obj)
+        strategy = spec.get("updateStrategy") or {}
+        if strategy.get("type", "RollingUpdate") != "RollingUpdate":
+            raise PermanentError(
+                f"{kind} {namespace}/{name}: rollout status is only available for RollingUpdate "
+                "strategy type"
+            )
+        if kind == "daemonset":
+            desired = int(status.get("desiredNumberScheduled", 0))
+            return (
+                generation <= observed
+                and int(status.get("updatedNumberScheduled", 0)) >= desired
+                and int(status.get("numberAvailable", 0)) >= desired
+            )
+        if observed == 0 or generation > observed:
+            return False
+        replicas = spec.get("replicas")
+        if replicas is not None and int(status.get("readyReplicas", 0)) < int(replicas):
+            return False
+        rolling = strategy.get("rollingUpdate")
+        if rolling is not None:
+            partition = rolling.get("partition")
+            if replicas is not None and partition is not None:
+                return int(status.get("updatedReplicas", 0)) >= int(replicas) - int(partition)
+            return True
+        return bool(status.get("updateRevision") == status.get("currentRevision"))
+
+
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+
+
+@dataclass(frozen=True)
+class WorkloadUndo:
+    """What `rollout undo` did: the revision rolled back to, or that it was already current."""
+
+    kind: str
+    name: str
+    revision: int
+    skipped: bool  # the template already matched the revision: nothing was changed
+    workload: dict[str, Any]
+
+
+def _rfc3339(at: datetime) -> str:
+    """A time as Go's RFC 3339 layout writes it (`Z` for UTC), as kubectl stamps restarts."""
+    text = at.isoformat(timespec="seconds")
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+def _deployment_done(dep: dict[str, Any]) -> bool:
+    spec, status = dep["spec"], dep.get("status") or {}
+    updated = int(status.get("updatedReplicas", 0))
+    return (
+        int(dep["metadata"].get("generation", 0)) <= int(status.get("observedGeneration", 0))
+        and updated == int(spec.get("replicas", 1))
+        and int(status.get("replicas", 0)) == updated
+        and int(status.get("availableReplicas", 0)) == updated
+    )

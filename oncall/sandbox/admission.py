@@ -9,6 +9,7 @@ from typing import Any
 from oncall.sandbox.discovery import Resource
 from oncall.sandbox.kinds import INITIAL_STATUS, KIND_ADMISSION, NO_STATUS, name_causes
 from oncall.sandbox.store import ApiError, Obj
+from oncall.sandbox.workload_kinds import WORKLOAD_ADMISSION
 
 
 def _invalid(resource: Resource, name: str, causes: list[str]) -> ApiError:
@@ -82,20 +83,23 @@ def _default_service(obj: Obj) -> None:
     spec = obj.setdefault("spec", {})
     spec.setdefault("type", "ClusterIP")
     spec.setdefault("sessionAffinity", "None")
+    digest = hashlib.sha256(obj["metadata"].get("name", "").encode()).digest()
     if "clusterIP" not in spec:
-        digest = hashlib.sha256(obj["metadata"].get("name", "").encode()).digest()
         spec["clusterIP"] = f"10.96.{digest[0]}.{max(digest[1], 2)}"
     spec["clusterIPs"] = [spec["clusterIP"]]
-    for port in spec.get("ports") or []:
+    for i, port in enumerate(spec.get("ports") or []):
         if isinstance(port, dict):
             port.setdefault("protocol", "TCP")
             port.setdefault("targetPort", port.get("port"))
+            if spec["type"] in ("NodePort", "LoadBalancer") and not port.get("nodePort"):
+                port["nodePort"] = 30000 + (int.from_bytes(digest[2:4]) + i) % 2768
 
 
 def _validate_service(obj: Obj) -> list[str]:
     spec, causes = obj["spec"], []
     ports = spec.get("ports") or []
-    if not ports:
+    headless = spec.get("clusterIP") == "None" or spec.get("type") == "ExternalName"
+    if not ports and not headless:
         causes.append("spec.ports: Required value")
     for i, port in enumerate(ports):
         if not isinstance(port, dict) or not isinstance(port.get("port"), int):
@@ -134,6 +138,12 @@ def admit(resource: Resource, obj: Obj, current: Obj | None) -> Obj:
         causes += _validate_deployment(obj)
         if current is not None and obj["spec"].get("selector") != current["spec"].get("selector"):
             causes.append("spec.selector: Invalid value: field is immutable")
+    elif resource.plural in WORKLOAD_ADMISSION:
+        spec = obj.setdefault("spec", {})
+        if not isinstance(spec.get("template", {}), dict):
+            raise _invalid(resource, name, ["spec.template: Invalid value"])
+        spec["template"] = default_pod_template(spec.get("template") or {})
+        causes += WORKLOAD_ADMISSION[resource.plural](obj, current)
     elif resource.plural == "configmaps":
         data = obj.get("data") or {}
         if not isinstance(data, dict):

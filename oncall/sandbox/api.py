@@ -11,12 +11,13 @@ from urllib.parse import parse_qs, urlsplit
 
 from oncall.sandbox import protobuf, tables
 from oncall.sandbox.podlogs import PodLogs
+from oncall.sandbox.revisions import go_json
 from oncall.sandbox.routing import Request, parse_path, route
 from oncall.sandbox.scale import handle_scale
 from oncall.sandbox.selectors import field_selector, label_selector
 from oncall.sandbox.store import ApiError, Obj, Store
 from oncall.sandbox.watch import stream_watch
-from oncall.sandbox.writes import qualify, write
+from oncall.sandbox.writes import qualify, write, write_status
 
 # `/sandbox/v1/...`: the sandbox's own endpoints (status), answered by its owner.
 Extension = Callable[[str, str, bytes], Obj]
@@ -65,6 +66,8 @@ class KubernetesApi:
             return self._log(req)
         if req.subresource == "scale":
             return handle_scale(store, req)
+        if req.subresource == "status" and req.method != "GET":
+            return write_status(store, req)
         if req.method == "GET" and req.name:
             obj = store.get(r.plural, ns, req.name)
             if "as=Table" in req.accept and not req.subresource:
@@ -163,8 +166,15 @@ class _ApiHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass  # keep test output quiet
 
+    # ControllerRevisions are written as Go writes them: `kubectl rollout undo` compares the
+    # bytes of their `data` with a patch it encodes itself.
+    go_encoding = False
+
+    def _encode(self, body: Obj) -> str:
+        return go_json(body) if self.go_encoding else json.dumps(body)
+
     def _send(self, code: int, body: Obj | str) -> None:
-        text = body if isinstance(body, str) else json.dumps(body)
+        text = body if isinstance(body, str) else self._encode(body)
         data = text.encode()
         self.send_response(code)
         self.send_header(
@@ -175,11 +185,12 @@ class _ApiHandler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _chunk(self, event: Obj) -> None:
-        data = (json.dumps(event) + "\n").encode()
+        data = (self._encode(event) + "\n").encode()
         self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
         self.wfile.flush()
 
     def _answer(self) -> None:
+        self.go_encoding = False
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         url = urlsplit(self.path)
@@ -196,6 +207,7 @@ class _ApiHandler(BaseHTTPRequestHandler):
                 return
             group, rest = parsed
             resource, ns, name, sub = route(group, rest)
+            self.go_encoding = resource.plural == "controllerrevisions"
             content_type = self.headers.get("Content-Type", "")
             if content_type.startswith(protobuf.CONTENT_TYPE):  # kubectl's typed clients
                 body, content_type = json.dumps(protobuf.decode(body)).encode(), "application/json"

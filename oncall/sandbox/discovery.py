@@ -54,6 +54,10 @@ RESOURCES = (
     Resource("events", "Event", "", True, READ, ("ev",)),
     Resource("deployments", "Deployment", "apps", True, ALL, ("deploy",)),
     Resource("replicasets", "ReplicaSet", "apps", True, READ, ("rs",)),
+    Resource("statefulsets", "StatefulSet", "apps", True, ALL, ("sts",)),
+    Resource("daemonsets", "DaemonSet", "apps", True, ALL, ("ds",)),
+    Resource("controllerrevisions", "ControllerRevision", "apps", True, READ),
+    Resource("nodes", "Node", "", False, READ, ("no",)),
     Resource("roles", "Role", RBAC, True, ALL),
     Resource("rolebindings", "RoleBinding", RBAC, True, ALL),
     Resource("clusterroles", "ClusterRole", RBAC, False, ALL),
@@ -66,7 +70,12 @@ SUBRESOURCES = {
     ("pods", "log"): ("get",),
     ("deployments", "status"): ("get",),
     ("deployments", "scale"): ("get", "patch", "update"),
+    ("statefulsets", "status"): ("get", "patch", "update"),
+    ("statefulsets", "scale"): ("get", "patch", "update"),
+    ("daemonsets", "status"): ("get", "patch", "update"),
 }
+# What `kubectl get all` shows.
+_ALL_CATEGORY = ("pods", "services", "deployments", "replicasets", "statefulsets", "daemonsets")
 _SUBRESOURCE_KINDS = {"log": ("", "", "Pod"), "scale": ("autoscaling", "v1", "Scale")}
 
 
@@ -124,7 +133,7 @@ def resource_list(group: str) -> Obj:
                 "shortNames": list(resource.short_names),
             }
         )
-        if resource.plural in ("pods", "services", "deployments", "replicasets"):
+        if resource.plural in _ALL_CATEGORY:
             entries[-1]["categories"] = ["all"]
         for (plural, sub), verbs in SUBRESOURCES.items():
             if plural == resource.plural:

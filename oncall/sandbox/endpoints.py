@@ -37,7 +37,7 @@ class EndpointsController:
                 continue
             address = {
                 "ip": pod["status"]["podIP"],
-                "nodeName": NODE_NAME,
+                "nodeName": pod["spec"].get("nodeName") or NODE_NAME,
                 "targetRef": {
                     "kind": "Pod",
                     "namespace": ns,

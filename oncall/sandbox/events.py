@@ -11,6 +11,9 @@ NODE_NAME = "sandbox-node-1"
 _API_VERSIONS = {
     "Deployment": "apps/v1",
     "ReplicaSet": "apps/v1",
+    "StatefulSet": "apps/v1",
+    "DaemonSet": "apps/v1",
+    "ControllerRevision": "apps/v1",
     "Pod": "v1",
     "Service": "v1",
     "Endpoints": "v1",
@@ -33,8 +36,9 @@ class EventRecorder:
         *,
         event_type: str = "Normal",
         field_path: str | None = None,
+        host: str | None = None,
     ) -> None:
-        """Record one event about `obj` from `component`."""
+        """Record one event about `obj` from `component` (a kubelet's on `host`)."""
         meta = obj["metadata"]
         namespace = meta.get("namespace", "default")
         kind = obj.get("kind", "")
@@ -61,7 +65,7 @@ class EventRecorder:
             name = f"{meta['name']}.{secrets.token_hex(8)}"
             source: Obj = {"component": component}
             if component == "kubelet":
-                source["host"] = NODE_NAME
+                source["host"] = host or NODE_NAME
             self._store.create(
                 "events",
                 namespace,

@@ -17,6 +17,13 @@ _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9
 # What the API server puts in `status` when it creates an object no controller has seen yet.
 INITIAL_STATUS: dict[str, Obj] = {
     "namespaces": {"phase": "Active"},
+    "statefulsets": {"replicas": 0, "availableReplicas": 0},
+    "daemonsets": {
+        "currentNumberScheduled": 0,
+        "numberMisscheduled": 0,
+        "desiredNumberScheduled": 0,
+        "numberReady": 0,
+    },
     "poddisruptionbudgets": {
         "currentHealthy": 0,
         "desiredHealthy": 0,

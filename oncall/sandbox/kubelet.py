@@ -1,4 +1,4 @@
-"""Pod lifecycle on the one simulated node: start, readiness, crashes, CrashLoopBackOff."""
+"""Pod lifecycle on the simulated nodes: binding, start, readiness, crashes, CrashLoopBackOff."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import itertools
 import time
 from dataclasses import dataclass, field
 
-from oncall.sandbox.events import NODE_NAME, EventRecorder
+from oncall.sandbox.events import EventRecorder
+from oncall.sandbox.nodes import host_ip, place
 from oncall.sandbox.podlogs import PodLogs, stamp
 from oncall.sandbox.store import Obj, Store, now_rfc3339
 from oncall.sandbox.workloads import Crash, SimClock
@@ -15,7 +16,6 @@ from oncall.sandbox.world import StartPlan, World
 
 _PULL_SECONDS = 1.0  # simulated seconds from scheduling to a running container
 _BACKOFF_START, _BACKOFF_MAX = 10.0, 300.0  # the kubelet's crash back-off, doubling
-_HOST_IP = "10.0.0.10"
 _ids = itertools.count(1)
 
 
@@ -80,6 +80,7 @@ class ContainerRun:
     name: str
     image: str
     scheduled: float
+    node: str
     plan: StartPlan | None = None
     env: dict[str, str] = field(default_factory=dict)
     started: float = 0.0
@@ -104,6 +105,7 @@ class Kubelet:
         self._clock, self._world = clock, world
         self._runs: dict[str, ContainerRun] = {}
         self._names: dict[str, tuple[str, str]] = {}
+        self._unschedulable: set[str] = set()  # pods told once that no node fits them
         self.instant = False  # while seeding, pods come up at once
 
     def run_of(self, uid: str) -> ContainerRun | None:
@@ -112,13 +114,16 @@ class Kubelet:
 
     def reconcile(self) -> None:
         """Advance every pod's lifecycle by what the elapsed time allows."""
-        live = set()
-        for pod in self._store.list("pods"):
-            live.add(pod["metadata"]["uid"])
-            self._step(pod)
+        pods = self._store.list("pods")
+        live = {pod["metadata"]["uid"] for pod in pods}
+        # Forget the gone pods first: a StatefulSet's replacement pod reuses the name (and the
+        # log key) of the pod it replaces.
         for uid in set(self._runs) - live:
             del self._runs[uid]
             self._logs.forget(*self._names.pop(uid))
+        self._unschedulable &= live
+        for pod in pods:
+            self._step(pod)
 
     def _elapsed(self, since: float) -> float:
         return float("inf") if self.instant else self._clock.sim(time.monotonic() - since)
@@ -128,7 +133,10 @@ class Kubelet:
         uid = meta["uid"]
         run = self._runs.get(uid)
         if run is None:
-            run = self._schedule(pod)
+            found = self._schedule(pod)
+            if found is None:
+                return
+            run = found
         now = time.monotonic()
         if run.plan is None or (run.backoff_until is not None and now >= run.backoff_until):
             if run.plan is not None or self._elapsed(run.scheduled) >= _PULL_SECONDS:
@@ -143,18 +151,52 @@ class Kubelet:
                 self._crash(pod, run, crash)
         self._write_status(pod, run)
 
-    def _schedule(self, pod: Obj) -> ContainerRun:
+    def _schedule(self, pod: Obj) -> ContainerRun | None:
         meta = pod["metadata"]
         ns, name = meta["namespace"], meta["name"]
+        node = place(self._store, pod)
+        if node is None:
+            self._pending(pod)
+            return None
         container = pod["spec"]["containers"][0]
-        run = ContainerRun(container["name"], container["image"], time.monotonic())
+        run = ContainerRun(container["name"], container["image"], time.monotonic(), node)
         self._runs[meta["uid"]] = run
         self._names[meta["uid"]] = (ns, name)
-        pod["spec"]["nodeName"] = NODE_NAME
-        self._store.update("pods", ns, pod, check_rv=False)
-        message = f"Successfully assigned {ns}/{name} to {NODE_NAME}"
+        if pod["spec"].get("nodeName") != node:
+            pod["spec"]["nodeName"] = node
+            self._store.update("pods", ns, pod, check_rv=False)
+        message = f"Successfully assigned {ns}/{name} to {node}"
         self._events.record(pod, "Scheduled", message, "default-scheduler")
         return run
+
+    def _pending(self, pod: Obj) -> None:
+        """No node fits the pod: it stays Pending with PodScheduled False, as the scheduler says."""
+        meta = pod["metadata"]
+        if meta["uid"] in self._unschedulable:
+            return
+        self._unschedulable.add(meta["uid"])
+        n = len(self._store.list("nodes"))
+        message = (
+            f"0/{n} nodes are available: {n} node(s) didn't match Pod's node affinity/selector."
+        )
+        status: Obj = {
+            "phase": "Pending",
+            "conditions": [
+                {
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "lastProbeTime": None,
+                    "lastTransitionTime": now_rfc3339(),
+                    "reason": "Unschedulable",
+                    "message": message,
+                }
+            ],
+            "qosClass": qos_class(pod),
+        }
+        self._store.update_status("pods", meta["namespace"], meta["name"], status)
+        self._events.record(
+            pod, "FailedScheduling", message, "default-scheduler", event_type="Warning"
+        )
 
     def _field(self, run: ContainerRun) -> str:
         return f"spec.containers{{{run.name}}}"
@@ -173,6 +215,7 @@ class Kubelet:
                 "kubelet",
                 event_type="Warning",
                 field_path=self._field(run),
+                host=run.node,
             )
             return
         if run.plan is not None:
@@ -189,7 +232,9 @@ class Kubelet:
             ("Created", f"Created container: {run.name}"),
             ("Started", f"Started container {run.name}"),
         ):
-            self._events.record(pod, reason, message, "kubelet", field_path=self._field(run))
+            self._events.record(
+                pod, reason, message, "kubelet", field_path=self._field(run), host=run.node
+            )
         self._logs.start(ns, name, run.name, run.plan.lines)
 
     def _crash(self, pod: Obj, run: ContainerRun, crash: Crash) -> None:
@@ -230,6 +275,7 @@ class Kubelet:
                 "kubelet",
                 event_type="Warning",
                 field_path=self._field(run),
+                host=run.node,
             )
 
     def _ready(self, run: ContainerRun) -> bool:
@@ -284,8 +330,8 @@ class Kubelet:
         status: Obj = {
             "phase": "Running" if run.plan is not None else "Pending",
             "conditions": [condition("PodScheduled", True)],
-            "hostIP": _HOST_IP,
-            "hostIPs": [{"ip": _HOST_IP}],
+            "hostIP": host_ip(run.node),
+            "hostIPs": [{"ip": host_ip(run.node)}],
             "qosClass": qos_class(pod),
             "containerStatuses": [container],
         }

@@ -1,4 +1,6 @@
 """Decoding the protobuf bodies kubectl's typed clients send (`kubectl create role`, ...)."""
+# `kubectl create deployment` and `kubectl create service` send protobuf too: their field
+# tables (pod templates among them) are in protobuf_pods.py.
 
 from __future__ import annotations
 
@@ -6,13 +8,15 @@ import base64
 from datetime import UTC, datetime
 from typing import Any
 
+from oncall.sandbox.protobuf_pods import POD_KINDS, POD_SCHEMAS
 from oncall.sandbox.store import ApiError, Obj
 
 CONTENT_TYPE = "application/vnd.kubernetes.protobuf"
 _MAGIC = b"k8s\x00"
 
 # message -> field number -> (JSON name, type); a list type is a repeated field. Types:
-# "s" string, "i" integer, "b" bool, "map" map<string,string>, "bmap" map<string,bytes>,
+# "s" string, "i" integer, "b" bool (a pointer: false is kept), "b0" bool (false is dropped),
+# "map" map<string,string>, "bmap" map<string,bytes>, "q" Quantity, "qmap" map<string,Quantity>,
 # "time" meta/v1 Time, "ios" IntOrString, or another message of this table. Field numbers
 # are those of k8s.io/api's generated.proto files.
 _META = {
@@ -30,7 +34,7 @@ _META = {
 }
 _SELECTOR = {1: ("matchLabels", "map"), 2: ("matchExpressions", ["Requirement"])}
 _BINDING = {1: ("metadata", "ObjectMeta"), 2: ("subjects", ["Subject"]), 3: ("roleRef", "RoleRef")}
-_SCHEMAS: dict[str, dict[int, tuple[str, Any]]] = {
+_SCHEMAS: dict[str, dict[int, tuple[Any, ...]]] = {
     "ObjectMeta": _META,
     "OwnerReference": {
         1: ("kind", "s"),
@@ -99,6 +103,7 @@ _SCHEMAS: dict[str, dict[int, tuple[str, Any]]] = {
     },
     "Namespace": {1: ("metadata", "ObjectMeta"), 2: ("spec", "NamespaceSpec")},
     "PodDisruptionBudget": {1: ("metadata", "ObjectMeta"), 2: ("spec", "PodDisruptionBudgetSpec")},
+    **POD_SCHEMAS,
 }
 
 _KINDS = frozenset(
@@ -112,6 +117,7 @@ _KINDS = frozenset(
         "ConfigMap",
         "Namespace",
         "PodDisruptionBudget",
+        *POD_KINDS,
     }
 )
 
@@ -154,10 +160,14 @@ def _fields(data: bytes) -> list[tuple[int, int | bytes]]:
 def _scalar(kind: str, value: int | bytes) -> Any:
     if kind == "s":
         return value.decode() if isinstance(value, bytes) else str(value)
-    if kind in ("i", "b"):
+    if kind in ("i", "b", "b0"):
         number = value if isinstance(value, int) else 0
-        return bool(number) if kind == "b" else number
+        if number >= 1 << 63:  # a negative int64 on the wire
+            number -= 1 << 64
+        return number if kind == "i" else bool(number)
     assert isinstance(value, bytes)
+    if kind == "q":
+        return _scalar("s", dict(_fields(value)).get(1, b""))
     if kind == "time":
         seconds = dict(_fields(value)).get(1, 0)
         stamp = datetime.fromtimestamp(seconds if isinstance(seconds, int) else 0, UTC)
@@ -175,21 +185,28 @@ def _message(name: str, data: bytes) -> dict[str, Any]:
     for number, value in _fields(data):
         if number not in schema:
             continue
-        key, kind = schema[number]
-        if kind in ("map", "bmap"):
+        key, kind = schema[number][:2]
+        if kind in ("map", "bmap", "qmap"):
             assert isinstance(value, bytes)
             entry = dict(_fields(value))
             k, v = _scalar("s", entry.get(1, b"")), entry.get(2, b"")
             assert isinstance(v, bytes)
-            text = base64.b64encode(v).decode() if kind == "bmap" else v.decode()
+            if kind == "bmap":
+                text = base64.b64encode(v).decode()
+            else:
+                text = _scalar("q", v) if kind == "qmap" else v.decode()
             out.setdefault(key, {})[k] = text
         elif isinstance(kind, list):
             out.setdefault(key, []).append(_scalar(kind[0], value))
+        elif key == "":  # an embedded struct: its fields are the parent's
+            out.update(_scalar(kind, value))
         else:
             out[key] = _scalar(kind, value)
     # proto2 carries empty optional fields that JSON omits
-    keep = {key for key, kind in schema.values() if kind in ("ios", "b")}
-    return {k: v for k, v in out.items() if k in keep or v not in ("", 0, None, {}, [])}
+    keep = {
+        entry[0] for entry in schema.values() if entry[1] in ("ios", "b") or entry[2:] == (True,)
+    }
+    return {k: v for k, v in out.items() if k in keep or v not in ("", 0, None, {}, [], False)}
 
 
 def decode(body: bytes) -> Obj:

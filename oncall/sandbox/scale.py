@@ -1,4 +1,4 @@
-"""The `deployments/scale` subresource (autoscaling/v1 Scale), which `kubectl scale` patches."""
+"""The `/scale` subresource (autoscaling/v1 Scale) of Deployments and StatefulSets."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from oncall.sandbox.store import ApiError, Obj, Store
 
 
 def scale_of(deployment: Obj) -> Obj:
-    """The Scale view of a Deployment."""
+    """The Scale view of a Deployment or StatefulSet."""
     meta = deployment["metadata"]
     match = (deployment["spec"].get("selector") or {}).get("matchLabels") or {}
     return {
@@ -31,9 +31,10 @@ def scale_of(deployment: Obj) -> Obj:
 
 
 def handle_scale(store: Store, req: Request) -> Obj:
-    """GET, PUT or PATCH of a Deployment's scale."""
+    """GET, PUT or PATCH of a Deployment's or StatefulSet's scale."""
+    plural = req.resource.plural
     with store.lock:
-        deployment = store.get("deployments", req.namespace, req.name)
+        deployment = store.get(plural, req.namespace, req.name)
         current = scale_of(deployment)
         if req.method == "GET":
             return current
@@ -49,7 +50,7 @@ def handle_scale(store: Store, req: Request) -> Obj:
                 raise ApiError(
                     409,
                     "Conflict",
-                    f'Operation cannot be fulfilled on deployments.apps "{req.name}": the object '
+                    f'Operation cannot be fulfilled on {plural}.apps "{req.name}": the object '
                     "has been modified; please apply your changes to the latest version and try "
                     "again",
                 )
@@ -65,6 +66,6 @@ def handle_scale(store: Store, req: Request) -> Obj:
             )
         deployment["spec"]["replicas"] = replicas
         updated = store.update(
-            "deployments", req.namespace, deployment, check_rv=False, dry_run=dry_run(req)
+            plural, req.namespace, deployment, check_rv=False, dry_run=dry_run(req)
         )
         return scale_of(updated)

@@ -13,16 +13,19 @@ import yaml
 from oncall.clients.service_urls import publish_services, services_file
 from oncall.sandbox.api import KubernetesApi
 from oncall.sandbox.controllers import DeploymentController, rollout_complete
+from oncall.sandbox.daemonsets import DaemonSetController
 from oncall.sandbox.endpoints import EndpointsController
 from oncall.sandbox.events import EventRecorder
 from oncall.sandbox.faults import FAULTS
 from oncall.sandbox.ksm import exporter
 from oncall.sandbox.kubelet import Kubelet
+from oncall.sandbox.nodes import seed_nodes
 from oncall.sandbox.podlogs import PodLogs
 from oncall.sandbox.registry import ScenarioSpec
 from oncall.sandbox.scenarios import SERVICES, Scenario, scenario_named
 from oncall.sandbox.seed import seed_namespaces, seed_workloads
 from oncall.sandbox.services import SimulatedService
+from oncall.sandbox.statefulsets import StatefulSetController
 from oncall.sandbox.status import status_of
 from oncall.sandbox.store import ApiError, Obj, Store, now_rfc3339
 from oncall.sandbox.workloads import SimClock
@@ -33,6 +36,7 @@ __all__ = ["Sandbox", "rollout_complete"]
 log = logging.getLogger(__name__)
 
 _TICK_SECONDS = 0.05
+_IDLE_RECONCILE_S = 0.25
 _DEFAULT_REQUESTS_PER_SECOND = 5.0
 
 
@@ -46,12 +50,15 @@ class Sandbox:
         self.kubeconfig_path = self.home / "sandbox" / "kubeconfig"
         self.scenario: Scenario = scenario_named(scenario)
         self.clock = SimClock(time_scale)
+        self._reconciled_rv, self._reconciled_at = "", 0.0
         self.store = Store()
         self.logs = PodLogs()
         self.world: World = World(self.clock)
         self._events = EventRecorder(self.store)
         self._kubelet = Kubelet(self.store, self._events, self.logs, self.clock, self.world)
         self._deployments = DeploymentController(self.store, self._events, self.clock)
+        self._statefulsets = StatefulSetController(self.store, self._events)
+        self._daemonsets = DaemonSetController(self.store, self._events)
         self._endpoints = EndpointsController(self.store)
         self._api = KubernetesApi(self.store, self.logs, self._extension)
         self._services: dict[tuple[str, str], SimulatedService] = {}
@@ -172,8 +179,16 @@ class Sandbox:
         raise ApiError(404, "NotFound", f"no sandbox endpoint {method} {path}")
 
     def _reconcile(self) -> None:
-        self._kubelet.reconcile()
+        self._kubelet.reconcile()  # time-driven: container starts, probes, restarts
+        # The Deployment and Endpoints controllers act on changes (and, for the progress
+        # deadline, on time): a pass when the store changed, else at most every 0.25 s.
+        rv, now = self.store.resource_version, time.monotonic()
+        if rv == self._reconciled_rv and now - self._reconciled_at < _IDLE_RECONCILE_S:
+            return
+        self._reconciled_rv, self._reconciled_at = rv, now
         self._deployments.reconcile()
+        self._statefulsets.reconcile()
+        self._daemonsets.reconcile()
         self._endpoints.reconcile()
 
     def _settle(self) -> None:
@@ -186,6 +201,7 @@ class Sandbox:
 
     def _seed(self) -> None:
         seed_namespaces(self.store)
+        seed_nodes(self.store)
         if self.scenario.seeded:
             self._kubelet.instant = True  # the seeded history is already settled at start
             seed_workloads(self.store, self._settle)

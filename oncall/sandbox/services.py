@@ -144,8 +144,9 @@ class SimulatedService:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop answering HTTP."""
-        self._server.shutdown()
+        """Stop answering HTTP (a Service that never started just closes its socket)."""
+        if self._thread.is_alive():
+            self._server.shutdown()
         self._server.server_close()
 
     def write_log(self, backend: Backend, line: str) -> None:
@@ -160,9 +161,20 @@ class SimulatedService:
         selector = service["spec"].get("selector") or {}
         return ready_backends(self._store, self.namespace, selector, self._runs)
 
-    def serve(self, count: int, method: str = "", path: str = "") -> int:
-        """Route `count` requests to backends; returns the last status code."""
-        backends = self.backends()
+    def serve(
+        self,
+        count: int,
+        method: str = "",
+        path: str = "",
+        backends: list[Backend] | None = None,
+        weight: float = 1.0,
+    ) -> int:
+        """Route `count` requests to backends (read live unless given); the last status.
+
+        `weight` is how many arrived requests each served one stands for (a late tick
+        serves a sample): the calls they make upstream are counted that many times.
+        """
+        backends = self.backends() if backends is None else backends
         now = time.time()
         if not backends:
             self._requests.labels("503", "", "").inc(count)
@@ -170,9 +182,13 @@ class SimulatedService:
             return 503
         errors, code, logged_err, logged_ok = 0, 200, 0, 0
         per_pod: dict[tuple[str, str], int] = {}
+        # Looked up once per call, not once per request: the loop below runs thousands of
+        # times per real second at a compressed clock.
+        profiles = {b.image: profile_for(b.image) for b in backends}
+        durations = {b.version: self._duration.labels(b.version) for b in backends}
         for _ in range(count):
             backend = self._rng.choice(backends)
-            profile = profile_for(backend.image)
+            profile = profiles[backend.image]
             route = self._rng.choice(profile.routes)
             if method:
                 route = Route(method, path, route.upstream if route.path == path else "")
@@ -181,14 +197,16 @@ class SimulatedService:
             if result.cache:
                 self._cache[result.cache].inc()
             if route.path == "/api/v1/chat" and profile.app == "backend":
-                provider, llm_code, llm_latency = self.world.llm_call(backend.env, self._rng)
+                provider, llm_code, llm_latency = self.world.llm_call(
+                    backend.env, self._rng, weight
+                )
                 self._llm.labels(provider).observe(llm_latency)
                 self._llm_requests.labels(provider, str(llm_code)).inc()
                 if llm_code >= 500 and code < 500:
                     code, error = 502, f"LLM provider {provider} unavailable"
             key = (str(code), backend.pod)
             per_pod[key] = per_pod.get(key, 0) + 1
-            self._duration.labels(backend.version).observe(latency)
+            durations[backend.version].observe(latency)
             if code >= 500:
                 errors += 1
                 if logged_err < _LOG_LINES_PER_TICK:
@@ -229,7 +247,7 @@ class SimulatedService:
             self.load_per_pod, self._load_seen = instant, True
         self.world.observe(self.app, [b.uid for b in backends], self.load_per_pod)
         if count:
-            self.serve(count)
+            self.serve(count, backends=backends, weight=arrived / count)
 
     def _record(self, total: int, errors: int) -> None:
         now = time.monotonic()

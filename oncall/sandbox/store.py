@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
-import copy
+import pickle
 import threading
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 Obj = dict[str, Any]
+T = TypeVar("T")
 
 # Resources whose spec changes bump metadata.generation (as the real API server does).
-_GENERATION_RESOURCES = {"deployments", "replicasets"}
+_GENERATION_RESOURCES = {"deployments", "replicasets", "statefulsets", "daemonsets"}
 _WATCH_LOG_SIZE = 5000
+
+
+def clone(obj: T) -> T:
+    """A deep copy of JSON-shaped data; a pickle round trip is ~8x faster than deepcopy."""
+    copied: T = pickle.loads(pickle.dumps(obj, pickle.HIGHEST_PROTOCOL))
+    return copied
 
 
 def now_rfc3339() -> str:
@@ -61,18 +68,19 @@ class WatchEvent:
     obj: Obj
 
 
-Key = tuple[str, str, str]
-
-
 class Store:
-    """All cluster objects, keyed by (resource, namespace, name), under one lock."""
+    """All cluster objects, by resource then (namespace, name), under one lock."""
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
-        self._objects: dict[Key, Obj] = {}
+        self._objects: dict[str, dict[tuple[str, str], Obj]] = {}
         self._rv = 0
         self._log: deque[WatchEvent] = deque(maxlen=_WATCH_LOG_SIZE)
+
+    def _kind(self, resource: str) -> dict[tuple[str, str], Obj]:
+        """The objects of one resource (caller holds the lock)."""
+        return self._objects.setdefault(resource, {})
 
     @property
     def resource_version(self) -> str:
@@ -84,22 +92,22 @@ class Store:
         self._rv += 1
         obj["metadata"]["resourceVersion"] = str(self._rv)
         ns = obj["metadata"].get("namespace", "")
-        self._log.append(WatchEvent(self._rv, event_type, resource, ns, copy.deepcopy(obj)))
+        self._log.append(WatchEvent(self._rv, event_type, resource, ns, clone(obj)))
         self.changed.notify_all()
 
     def create(self, resource: str, namespace: str, obj: Obj, *, dry_run: bool = False) -> Obj:
         """Store a new object, filling uid, resourceVersion, generation, creationTimestamp."""
         # A dry run fills uid and creationTimestamp (not resourceVersion) and stores nothing.
         with self.lock:
-            obj = copy.deepcopy(obj)
+            obj = clone(obj)
             meta = obj.setdefault("metadata", {})
             if not meta.get("name") and meta.get("generateName"):
                 meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
             name = meta.get("name", "")
             if not name:
                 raise ApiError(422, "Invalid", f"{resource}: metadata.name: Required value")
-            key = (resource, namespace, name)
-            if key in self._objects:
+            key = (namespace, name)
+            if key in self._kind(resource):
                 raise ApiError(409, "AlreadyExists", f'{resource} "{name}" already exists')
             if namespace:
                 meta["namespace"] = namespace
@@ -110,23 +118,23 @@ class Store:
             meta.pop("resourceVersion", None)
             if dry_run:
                 return obj
-            self._objects[key] = obj
+            self._kind(resource)[key] = obj
             self._bump("ADDED", resource, obj)
-            return copy.deepcopy(obj)
+            return clone(obj)
 
     def get(self, resource: str, namespace: str, name: str) -> Obj:
         """A copy of one object, or 404."""
         with self.lock:
-            obj = self._objects.get((resource, namespace, name))
+            obj = self._kind(resource).get((namespace, name))
             if obj is None:
                 raise not_found(resource, name)
-            return copy.deepcopy(obj)
+            return clone(obj)
 
     def find(self, resource: str, namespace: str, name: str) -> Obj | None:
         """A copy of one object, or None."""
         with self.lock:
-            obj = self._objects.get((resource, namespace, name))
-            return copy.deepcopy(obj) if obj is not None else None
+            obj = self._kind(resource).get((namespace, name))
+            return clone(obj) if obj is not None else None
 
     def list(
         self,
@@ -137,9 +145,9 @@ class Store:
         """Copies of every object of a resource (optionally one namespace), sorted by name."""
         with self.lock:
             found = [
-                copy.deepcopy(obj)
-                for (res, ns, _), obj in self._objects.items()
-                if res == resource and (namespace is None or ns == namespace)
+                clone(obj)
+                for (ns, _), obj in self._kind(resource).items()
+                if namespace is None or ns == namespace
             ]
         found.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
         return [o for o in found if where is None or where(o)]
@@ -157,8 +165,8 @@ class Store:
         # A dry run answers the object as it would be stored, at the current resourceVersion.
         with self.lock:
             meta = obj["metadata"]
-            key = (resource, namespace, meta["name"])
-            current = self._objects.get(key)
+            key = (namespace, meta["name"])
+            current = self._kind(resource).get(key)
             if current is None:
                 raise not_found(resource, meta["name"])
             cur_meta = current["metadata"]
@@ -171,7 +179,7 @@ class Store:
                     "has been modified; please apply your changes to the latest version and try "
                     "again",
                 )
-            new = copy.deepcopy(obj)
+            new = clone(obj)
             new_meta = new["metadata"]
             for field in ("uid", "creationTimestamp", "namespace", "name"):
                 if field in cur_meta:
@@ -184,26 +192,26 @@ class Store:
                 new_meta["generation"] = generation
             if new == current or dry_run:
                 return new
-            self._objects[key] = new
+            self._kind(resource)[key] = new
             self._bump("MODIFIED", resource, new)
-            return copy.deepcopy(new)
+            return clone(new)
 
     def update_status(self, resource: str, namespace: str, name: str, status: Obj) -> Obj:
         """Replace only the status of the current object (controllers never clobber spec)."""
         with self.lock:
-            current = self._objects.get((resource, namespace, name))
+            current = self._kind(resource).get((namespace, name))
             if current is None:
                 raise not_found(resource, name)
             if current.get("status") == status:
-                return copy.deepcopy(current)
-            current["status"] = copy.deepcopy(status)
+                return clone(current)
+            current["status"] = clone(status)
             self._bump("MODIFIED", resource, current)
-            return copy.deepcopy(current)
+            return clone(current)
 
     def annotate(self, resource: str, namespace: str, name: str, key: str, value: str) -> None:
         """Set one annotation on the current object (as controllers do, without a spec write)."""
         with self.lock:
-            current = self._objects.get((resource, namespace, name))
+            current = self._kind(resource).get((namespace, name))
             if current is None:
                 raise not_found(resource, name)
             annotations = current["metadata"].setdefault("annotations", {})
@@ -214,14 +222,14 @@ class Store:
     def delete(self, resource: str, namespace: str, name: str, *, dry_run: bool = False) -> Obj:
         """Remove an object and return its last state, or 404 (a dry run removes nothing)."""
         with self.lock:
-            obj = self._objects.get((resource, namespace, name))
+            obj = self._kind(resource).get((namespace, name))
             if obj is None:
                 raise not_found(resource, name)
             if dry_run:
-                return copy.deepcopy(obj)
-            del self._objects[(resource, namespace, name)]
+                return clone(obj)
+            del self._kind(resource)[(namespace, name)]
             self._bump("DELETED", resource, obj)
-            return copy.deepcopy(obj)
+            return clone(obj)
 
     def events_since(self, rv: int, resource: str) -> Iterator[WatchEvent]:
         """Logged changes of a resource newer than `rv` (caller holds the lock)."""

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from oncall.sandbox.store import Obj
 from oncall.sandbox.table_cells import Cells, age, columns, human_age
 from oncall.sandbox.table_kinds import KIND_PRINTERS
+from oncall.sandbox.table_workloads import WORKLOAD_PRINTERS
 
 
 def _pod(obj: Obj) -> Cells:
@@ -76,7 +77,11 @@ def _replicaset(obj: Obj) -> Cells:
 
 def _service(obj: Obj) -> Cells:
     spec = obj["spec"]
-    ports = ",".join(f"{p['port']}/{p.get('protocol', 'TCP')}" for p in spec.get("ports", []))
+    ports = ",".join(
+        f"{p['port']}{':' + str(p['nodePort']) if p.get('nodePort') else ''}/"
+        f"{p.get('protocol', 'TCP')}"
+        for p in spec.get("ports", [])
+    )
     selector = ",".join(f"{k}={v}" for k, v in sorted((spec.get("selector") or {}).items()))
     return [
         obj["metadata"]["name"],
@@ -218,6 +223,7 @@ PRINTERS: dict[str, tuple[list[Obj], Callable[[Obj], Cells]]] = {
 
 
 PRINTERS.update(KIND_PRINTERS)
+PRINTERS.update(WORKLOAD_PRINTERS)
 
 
 def as_table(plural: str, objects: list[Obj], resource_version: str, include: str) -> Obj:

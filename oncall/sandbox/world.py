@@ -76,7 +76,10 @@ class World:
         self.ready: dict[str, list[str]] = {}  # app -> uids of its Service's ready pods
         self.ollama_load = 0.0  # generate calls per second per ready ollama pod
         self._ollama_calm_since: float | None = None
-        self._llm_calls = 0
+        # False stands for a cause that load cannot cure (a failing GPU node): an offloaded
+        # runner then stays offloaded however calm it gets.
+        self.ollama_recovers = True
+        self._llm_calls = 0.0
         self.db = cronos.Database(clock)
 
     # --- container starts (kubelet) ---------------------------------------------------------
@@ -115,7 +118,10 @@ class World:
                     self._ollama_calm_since = None
                 elif self._ollama_calm_since is None:
                     self._ollama_calm_since = now
-                elif self.clock.sim(now - self._ollama_calm_since) >= _OLLAMA_RECOVERY_SECONDS:
+                elif (
+                    self.ollama_recovers
+                    and self.clock.sim(now - self._ollama_calm_since) >= _OLLAMA_RECOVERY_SECONDS
+                ):
                     self.offloaded -= set(uids)
 
     def outcome(
@@ -142,14 +148,16 @@ class World:
             return Outcome(503, latency, "weaviate unavailable: connection refused")
         return Outcome(code, latency)
 
-    def llm_call(self, env: dict[str, str], rng: random.Random) -> tuple[str, int, float]:
-        """One generation call from a backend pod: (provider, status, seconds)."""
+    def llm_call(
+        self, env: dict[str, str], rng: random.Random, weight: float = 1.0
+    ) -> tuple[str, int, float]:
+        """One generation call from a backend pod (standing for `weight` calls of load)."""
         provider = env.get("LLM_PROVIDER", "ollama")
         if provider == "fallback":
             return provider, 200, 0.8 + rng.expovariate(1 / 0.6)
         with self._lock:
             ready = self.ready.get("ollama", [])
-            self._llm_calls += 1
+            self._llm_calls += weight
             uid = rng.choice(ready) if ready else ""
         if not uid:
             return provider, 503, 0.01
@@ -157,7 +165,7 @@ class World:
             return provider, 200, 6.0 + rng.expovariate(1 / 6.0)
         return provider, 200, rng.expovariate(1 / 0.9)
 
-    def take_llm_calls(self) -> int:
+    def take_llm_calls(self) -> float:
         """Generation calls the backends sent since the last take: the Ollama Service's load."""
         with self._lock:
             calls, self._llm_calls = self._llm_calls, 0

@@ -6,7 +6,7 @@ import json
 from functools import partial
 
 from oncall.sandbox.admission import admit
-from oncall.sandbox.discovery import RESOURCES, Resource, qualified
+from oncall.sandbox.discovery import RESOURCES, SUBRESOURCES, Resource, qualified
 from oncall.sandbox.patches import apply_patch
 from oncall.sandbox.routing import Request, dry_run
 from oncall.sandbox.store import ApiError, Obj, Store, now_rfc3339
@@ -95,6 +95,42 @@ def _collect_deployment(store: Store, ns: str, deployment: Obj) -> None:
             store.delete("pods", ns, pod["metadata"]["name"])
 
 
+def _collect_pod_set(store: Store, ns: str, owner: Obj) -> None:
+    """A StatefulSet's or DaemonSet's pods and revisions go with it (its claims stay)."""
+    for resource in ("pods", "controllerrevisions"):
+        for obj in store.list(resource, ns, partial(_owned_by, owner=owner)):
+            store.delete(resource, ns, obj["metadata"]["name"])
+
+
+def write_status(store: Store, req: Request) -> Obj:
+    """PUT or PATCH of `/status`: only the status of the sent object is kept."""
+    r, ns = req.resource, req.namespace
+    allowed = SUBRESOURCES.get((r.plural, "status"), ())
+    if _VERBS.get(req.method) not in allowed or req.method not in ("PUT", "PATCH"):
+        raise ApiError(405, "MethodNotAllowed", "method not allowed on status")
+    with store.lock:
+        current = store.get(r.plural, ns, req.name)
+        if req.method == "PATCH":
+            wanted = apply_patch(current, req.content_type, req.body)
+        else:
+            wanted = json_body(req.body)
+            sent_rv = (wanted.get("metadata") or {}).get("resourceVersion")
+            if sent_rv and sent_rv != current["metadata"]["resourceVersion"]:
+                raise ApiError(
+                    409,
+                    "Conflict",
+                    f'Operation cannot be fulfilled on {qualified(r)} "{req.name}": the object '
+                    "has been modified; please apply your changes to the latest version and try "
+                    "again",
+                )
+        status = wanted.get("status") or {}
+        if not isinstance(status, dict):
+            raise ApiError(400, "BadRequest", "status must be an object")
+        if dry_run(req):
+            return {**current, "status": status}
+        return store.update_status(r.plural, ns, req.name, status)
+
+
 def _empty_namespace(store: Store, ns: str) -> None:
     """What the namespace controller does before the namespace goes."""
     for resource in RESOURCES:
@@ -109,6 +145,8 @@ def _delete(store: Store, req: Request, dry: bool) -> Obj:
         obj = store.delete(r.plural, ns, req.name, dry_run=dry)
         if not dry and r.plural == "deployments":
             _collect_deployment(store, ns, obj)
+        if not dry and r.plural in ("statefulsets", "daemonsets"):
+            _collect_pod_set(store, ns, obj)
         if not dry and r.plural == "namespaces":
             _empty_namespace(store, req.name)
     if r.plural == "pods":

@@ -10,6 +10,8 @@ import pytest
 from sandbox_cluster import Cluster, quantile, wait_for
 
 from oncall.sandbox import SCENARIOS, Sandbox
+from oncall.sandbox.services import SimulatedService
+from oncall.sandbox.world import World
 
 
 @pytest.fixture
@@ -44,6 +46,28 @@ def test_registry_names_every_scenario_and_its_alert(cluster: Cluster) -> None:
         metrics = httpx.get(cluster.sb.service_url(source.namespace, source.service) + "/metrics")
         if spec.alert.metric != "probe_success":
             assert spec.alert.metric in metrics.text, spec.name
+
+
+def test_a_late_tick_sends_ollama_all_the_load_that_arrived(llm: Cluster) -> None:
+    """A starved tick serves a sample of its requests, but their LLM calls count in full."""
+    sb = llm.sb
+
+    def llm_calls(ticks: list[float]) -> float:
+        world = World(sb.clock)  # its own: the sandbox's Ollama tick must not take the calls
+        service = SimulatedService(
+            sb.store, sb.logs, sb.clock, "gremlinsai", "gremlinsai-service", 20.0, world=world
+        )
+        try:
+            for real_seconds in ticks:
+                service.simulate(real_seconds)
+        finally:
+            service.stop()
+        return world.take_llm_calls()
+
+    on_time = llm_calls([0.05] * 60)  # 3 real s = 300 simulated s: 6,000 requests, 100 a tick
+    late = llm_calls([3.0])  # the same 6,000 arriving in one tick, 2,000 of them served
+    assert on_time > 0
+    assert 0.8 < late / on_time < 1.25
 
 
 def test_llm_latency_healed_by_scaling_ollama_not_by_restarting_backend(llm: Cluster) -> None:

@@ -1,0 +1,203 @@
+"""Protobuf field tables of Deployments, Services and pod templates (`kubectl create deployment`).
+
+Field numbers are those of k8s.io/api's core/v1 and apps/v1 generated.proto. Besides the types
+`protobuf.py` names, an entry may carry a third element, True: keep the field even when it is
+zero or empty (a pointer field: `replicas: 0`, `emptyDir: {}`). A key of "" inlines the
+message into its parent (Go's embedded structs: `LocalObjectReference`, `VolumeSource`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Schema = dict[int, tuple[Any, ...]]
+_LOCAL_REF = ("", "LocalObjectReference")
+
+POD_SCHEMAS: dict[str, Schema] = {
+    "PodTemplateSpec": {1: ("metadata", "ObjectMeta"), 2: ("spec", "PodSpec")},
+    "PodSpec": {
+        1: ("volumes", ["Volume"]),
+        2: ("containers", ["Container"]),
+        3: ("restartPolicy", "s"),
+        4: ("terminationGracePeriodSeconds", "i", True),
+        5: ("activeDeadlineSeconds", "i", True),
+        6: ("dnsPolicy", "s"),
+        7: ("nodeSelector", "map"),
+        8: ("serviceAccountName", "s"),
+        9: ("serviceAccount", "s"),
+        10: ("nodeName", "s"),
+        11: ("hostNetwork", "b0"),
+        14: ("securityContext", "PodSecurityContext", True),
+        15: ("imagePullSecrets", ["LocalObjectReference"]),
+        16: ("hostname", "s"),
+        17: ("subdomain", "s"),
+        18: ("affinity", "Affinity"),
+        19: ("schedulerName", "s"),
+        20: ("initContainers", ["Container"]),
+        21: ("automountServiceAccountToken", "b"),
+        22: ("tolerations", ["Toleration"]),
+        24: ("priorityClassName", "s"),
+        30: ("enableServiceLinks", "b"),
+    },
+    "Container": {
+        1: ("name", "s"),
+        2: ("image", "s"),
+        3: ("command", ["s"]),
+        4: ("args", ["s"]),
+        5: ("workingDir", "s"),
+        6: ("ports", ["ContainerPort"]),
+        7: ("env", ["EnvVar"]),
+        8: ("resources", "ResourceRequirements"),
+        9: ("volumeMounts", ["VolumeMount"]),
+        10: ("livenessProbe", "Probe"),
+        11: ("readinessProbe", "Probe"),
+        13: ("terminationMessagePath", "s"),
+        14: ("imagePullPolicy", "s"),
+        15: ("securityContext", "SecurityContext", True),
+        16: ("stdin", "b0"),
+        17: ("stdinOnce", "b0"),
+        18: ("tty", "b0"),
+        19: ("envFrom", ["EnvFromSource"]),
+        20: ("terminationMessagePolicy", "s"),
+        22: ("startupProbe", "Probe"),
+    },
+    "ContainerPort": {
+        1: ("name", "s"),
+        2: ("hostPort", "i"),
+        3: ("containerPort", "i"),
+        4: ("protocol", "s"),
+        5: ("hostIP", "s"),
+    },
+    "EnvVar": {1: ("name", "s"), 2: ("value", "s"), 3: ("valueFrom", "EnvVarSource")},
+    "EnvVarSource": {
+        1: ("fieldRef", "ObjectFieldSelector"),
+        2: ("resourceFieldRef", "ResourceFieldSelector"),
+        3: ("configMapKeyRef", "ConfigMapKeySelector"),
+        4: ("secretKeyRef", "SecretKeySelector"),
+    },
+    "ObjectFieldSelector": {1: ("apiVersion", "s"), 2: ("fieldPath", "s")},
+    "ResourceFieldSelector": {1: ("containerName", "s"), 2: ("resource", "s"), 3: ("divisor", "q")},
+    "ConfigMapKeySelector": {1: _LOCAL_REF, 2: ("key", "s"), 3: ("optional", "b")},
+    "SecretKeySelector": {1: _LOCAL_REF, 2: ("key", "s"), 3: ("optional", "b")},
+    "EnvFromSource": {
+        1: ("prefix", "s"),
+        2: ("configMapRef", "ConfigMapEnvSource"),
+        3: ("secretRef", "SecretEnvSource"),
+    },
+    "ConfigMapEnvSource": {1: _LOCAL_REF, 2: ("optional", "b")},
+    "SecretEnvSource": {1: _LOCAL_REF, 2: ("optional", "b")},
+    "ResourceRequirements": {1: ("limits", "qmap"), 2: ("requests", "qmap")},
+    "VolumeMount": {
+        1: ("name", "s"),
+        2: ("readOnly", "b0"),
+        3: ("mountPath", "s"),
+        4: ("subPath", "s"),
+    },
+    "Volume": {1: ("name", "s"), 2: ("", "VolumeSource")},
+    "VolumeSource": {
+        1: ("hostPath", "HostPathVolumeSource"),
+        2: ("emptyDir", "EmptyDirVolumeSource", True),
+        6: ("secret", "SecretVolumeSource", True),
+        10: ("persistentVolumeClaim", "PersistentVolumeClaimVolumeSource"),
+        19: ("configMap", "ConfigMapVolumeSource", True),
+    },
+    "HostPathVolumeSource": {1: ("path", "s"), 2: ("type", "s")},
+    "EmptyDirVolumeSource": {1: ("medium", "s"), 2: ("sizeLimit", "q")},
+    "SecretVolumeSource": {
+        1: ("secretName", "s"),
+        2: ("items", ["KeyToPath"]),
+        3: ("defaultMode", "i", True),
+        4: ("optional", "b"),
+    },
+    "PersistentVolumeClaimVolumeSource": {1: ("claimName", "s"), 2: ("readOnly", "b0")},
+    "ConfigMapVolumeSource": {
+        1: _LOCAL_REF,
+        2: ("items", ["KeyToPath"]),
+        3: ("defaultMode", "i", True),
+        4: ("optional", "b"),
+    },
+    "KeyToPath": {1: ("key", "s"), 2: ("path", "s"), 3: ("mode", "i", True)},
+    "Probe": {
+        1: ("", "ProbeHandler"),
+        2: ("initialDelaySeconds", "i"),
+        3: ("timeoutSeconds", "i"),
+        4: ("periodSeconds", "i"),
+        5: ("successThreshold", "i"),
+        6: ("failureThreshold", "i"),
+    },
+    "ProbeHandler": {
+        1: ("exec", "ExecAction"),
+        2: ("httpGet", "HTTPGetAction"),
+        3: ("tcpSocket", "TCPSocketAction"),
+    },
+    "ExecAction": {1: ("command", ["s"])},
+    "HTTPGetAction": {1: ("path", "s"), 2: ("port", "ios"), 3: ("host", "s"), 4: ("scheme", "s")},
+    "TCPSocketAction": {1: ("port", "ios"), 2: ("host", "s")},
+    "PodSecurityContext": {
+        2: ("runAsUser", "i", True),
+        3: ("runAsNonRoot", "b"),
+        5: ("fsGroup", "i", True),
+        6: ("runAsGroup", "i", True),
+    },
+    "SecurityContext": {
+        1: ("capabilities", "Capabilities"),
+        2: ("privileged", "b"),
+        4: ("runAsUser", "i", True),
+        5: ("runAsNonRoot", "b"),
+        6: ("readOnlyRootFilesystem", "b"),
+        7: ("allowPrivilegeEscalation", "b"),
+        8: ("runAsGroup", "i", True),
+    },
+    "Capabilities": {1: ("add", ["s"]), 2: ("drop", ["s"])},
+    "Toleration": {
+        1: ("key", "s"),
+        2: ("operator", "s"),
+        3: ("value", "s"),
+        4: ("effect", "s"),
+        5: ("tolerationSeconds", "i", True),
+    },
+    "Affinity": {1: ("nodeAffinity", "NodeAffinity")},
+    "NodeAffinity": {1: ("requiredDuringSchedulingIgnoredDuringExecution", "NodeSelector")},
+    "NodeSelector": {1: ("nodeSelectorTerms", ["NodeSelectorTerm"])},
+    "NodeSelectorTerm": {
+        1: ("matchExpressions", ["NodeSelectorRequirement"]),
+        2: ("matchFields", ["NodeSelectorRequirement"]),
+    },
+    "NodeSelectorRequirement": {1: ("key", "s"), 2: ("operator", "s"), 3: ("values", ["s"])},
+    # apps/v1
+    "DeploymentSpec": {
+        1: ("replicas", "i", True),
+        2: ("selector", "LabelSelector"),
+        3: ("template", "PodTemplateSpec"),
+        4: ("strategy", "DeploymentStrategy"),
+        5: ("minReadySeconds", "i"),
+        6: ("revisionHistoryLimit", "i", True),
+        7: ("paused", "b0"),
+        9: ("progressDeadlineSeconds", "i", True),
+    },
+    "DeploymentStrategy": {1: ("type", "s"), 2: ("rollingUpdate", "RollingUpdateDeployment")},
+    "RollingUpdateDeployment": {1: ("maxUnavailable", "ios"), 2: ("maxSurge", "ios")},
+    # core/v1 Service
+    "ServiceSpec": {
+        1: ("ports", ["ServicePort"]),
+        2: ("selector", "map"),
+        3: ("clusterIP", "s"),
+        4: ("type", "s"),
+        5: ("externalIPs", ["s"]),
+        7: ("sessionAffinity", "s"),
+        10: ("externalName", "s"),
+        18: ("clusterIPs", ["s"]),
+    },
+    "ServicePort": {
+        1: ("name", "s"),
+        2: ("protocol", "s"),
+        3: ("port", "i"),
+        4: ("targetPort", "ios"),
+        5: ("nodePort", "i"),
+        6: ("appProtocol", "s"),
+    },
+    # the kinds, by name
+    "Deployment": {1: ("metadata", "ObjectMeta"), 2: ("spec", "DeploymentSpec")},
+    "Service": {1: ("metadata", "ObjectMeta"), 2: ("spec", "ServiceSpec")},
+}
+POD_KINDS = frozenset({"Deployment", "Service"})
