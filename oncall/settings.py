@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def secret_file(path: Path, make: Callable[[], str]) -> str:
+    """The secret kept at ``path``, written once by whoever comes first (mode 0600)."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # written meanwhile by another process
+        else:
+            with os.fdopen(fd, "w") as out:
+                out.write(make())
+    return path.read_text().strip()
 
 
 def _default_home() -> Path:
@@ -53,6 +69,11 @@ class OncallSettings(BaseSettings):
     rotation_file: Path | None = Field(
         default=None,
         description="On-call rotation (YAML); default: the shipped examples/rotation.yaml.",
+    )
+    services_file: Path | None = Field(
+        default=None,
+        description="The service catalog (YAML); default: against the sandbox the shipped "
+        "examples/services.yaml, against a real cluster none (every subject read-only).",
     )
     sandbox_time_scale: float = Field(
         default=0.02,
