@@ -48,7 +48,7 @@ def db_pool_exhausted(alert: Alert, config: DbPoolExhaustedConfig | None = None)
         config.container,
         {config.pool_env: str(config.pool_size)},
     )
-    applied = run.mitigate(plan, findings, config.container)
+    applied = run.mitigate(plan, findings)
     if isinstance(applied, State):
         return applied
     wait_for_rollout(run.kube, config.namespace, config.deployment, config.rollout_timeout_s)

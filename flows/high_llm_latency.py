@@ -10,7 +10,7 @@ from prefect.client.schemas.objects import State
 
 from flows.playbook_run import PlaybookRun, playbook_flow
 from oncall.clients.metrics import ServiceMetrics
-from oncall.models import Alert
+from oncall.models import ActionKind, Alert
 from oncall.observations import ChangePlan, probes_summary
 from oncall.playbooks import HighLLMLatencyConfig
 from tasks.diagnosis import describe_pods, measure_latency, scan_logs
@@ -49,18 +49,15 @@ def high_llm_latency(alert: Alert, config: HighLLMLatencyConfig | None = None) -
 
     # Mitigation, in the seed's order: restart Ollama, scale it up, switch provider.
     # Each step is planned only when the one before it did not bring the latency down.
-    steps: list[Callable[[], tuple[ChangePlan, str]]] = [
-        lambda: (plan_restart(run.kube, config.namespace, config.ollama_deployment), ""),
-        lambda: (
-            plan_scale(run.kube, config.namespace, config.ollama_deployment, config.scale_to),
-            "",
-        ),
+    steps: list[Callable[[], ChangePlan]] = [
+        lambda: plan_restart(run.kube, config.namespace, config.ollama_deployment),
+        lambda: plan_scale(run.kube, config.namespace, config.ollama_deployment, config.scale_to),
         *(partial(_fallback_plan, run, config, name) for name in config.backend_deployments),
     ]
     verification = None
     for step in steps:
-        plan, container = step()
-        applied = run.mitigate(plan, findings, container)
+        plan = step()
+        applied = run.mitigate(plan, findings)
         if isinstance(applied, State):
             return applied
         deployment = plan.target.split("/", 1)[1]
@@ -80,10 +77,8 @@ def high_llm_latency(alert: Alert, config: HighLLMLatencyConfig | None = None) -
     return run.finish(verification)
 
 
-def _fallback_plan(
-    run: PlaybookRun, config: HighLLMLatencyConfig, deployment: str
-) -> tuple[ChangePlan, str]:
+def _fallback_plan(run: PlaybookRun, config: HighLLMLatencyConfig, deployment: str) -> ChangePlan:
     plan = plan_set_env(
         run.kube, config.namespace, deployment, config.backend_container, config.fallback_env
     )
-    return plan.model_copy(update={"kind": "fallback"}), config.backend_container
+    return plan.model_copy(update={"kind": ActionKind.FALLBACK})

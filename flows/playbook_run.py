@@ -22,7 +22,7 @@ from oncall.approval import ApprovalDecision
 from oncall.clients import Clients, KubeClient
 from oncall.errors import UnsafeToRemediate
 from oncall.guards import Guard
-from oncall.models import Action, Alert, Incident, IncidentStatus
+from oncall.models import Action, ActionKind, Alert, Incident, IncidentStatus
 from oncall.observations import ChangePlan, ProbeResult, Verification
 from oncall.playbooks import PlaybookConfig, sla_ladder
 from oncall.settings import OncallSettings
@@ -98,9 +98,9 @@ class PlaybookRun:
             *(probe_http.submit(name, url, timeout) for name, url in urls.items()),
         ]
 
-    def approval(self, kind: str, text: str) -> tuple[bool, ApprovalDecision | None]:
+    def approval(self, kind: ActionKind, text: str) -> tuple[bool, ApprovalDecision | None]:
         """Pause for a human when the guard policy asks for one; (approved?, decision)."""
-        if kind not in self.config.guard.require_approval:
+        if not self.config.guard.needs_approval(kind):
             return True, None
         decision, approval = await_approval(
             self.clients.prefect,
@@ -109,6 +109,9 @@ class PlaybookRun:
             self.config.approval_poll_s,
             self.notifier,
             self.incident,
+            verified_required=self.config.guard.needs_verified_approver(
+                kind, self.incident.severity
+            ),
         )
         self.incident = record_approval(self.store, self.incident, approval)
         if decision is not None:
@@ -129,7 +132,7 @@ class PlaybookRun:
             "(the incident escalates and nothing changes)."
         )
 
-    def mitigate(self, plan: ChangePlan, findings: str, container: str = "") -> Action | State[Any]:
+    def mitigate(self, plan: ChangePlan, findings: str) -> Action | State[Any]:
         """Approve (if required) and apply one planned mitigation; a refusal escalates."""
         self.record(
             Action(
@@ -146,7 +149,7 @@ class PlaybookRun:
         # The mitigation replaces pods, and their logs go with them: keep them first.
         preserve_workload_evidence(self.kube, self.incident, self.settings.home)
         try:
-            action = apply_plan(self.kube, self.guard, self.incident, plan, decision, container)
+            action = apply_plan(self.kube, self.guard, self.incident, plan, decision)
         except UnsafeToRemediate as exc:
             return self.escalate(f"{plan.kind} refused by a guard: {exc}")
         self.record(action)
@@ -188,6 +191,10 @@ class PlaybookRun:
             self.config.approval_poll_s,
             self.notifier,
             self.incident,
+            # Undoing our own change is a rollback of what we did.
+            verified_required=self.config.guard.needs_verified_approver(
+                ActionKind.ROLLBACK, self.incident.severity
+            ),
         )
         self.incident = record_approval(self.store, self.incident, approval)
         if decision and decision.approve:

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from oncall.errors import OncallError
 from oncall.intake.cli import app as intake_app
-from oncall.intake.cli import serve
+from oncall.intake.cli import serve, warn_if_open
 from oncall.postmortem.cli import postmortem
 from oncall.rotation.cli import app as rotation_app
 from oncall.sandbox.cli import app as sandbox_app
@@ -120,15 +120,48 @@ def drill(
 @app.command()
 def approve(
     flow_run_id: Annotated[str, typer.Argument(help="The paused flow run's id.")],
-    approver: Annotated[str, typer.Option(help="Your name or handle; recorded.")],
+    approver: Annotated[
+        str | None, typer.Option(help="Your name (only without a token: recorded unverified).")
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="ONCALL_APPROVER_TOKEN",
+            help="Your approver token (`oncall approvers add NAME`): a verified decision.",
+        ),
+    ] = None,
+    intake_url: Annotated[
+        str, typer.Option(envvar="ONCALL_INTAKE_URL", help="The intake that checks the token.")
+    ] = "http://127.0.0.1:8080",
     reason: Annotated[str, typer.Option(help="Why; kept on the incident.")] = "",
     reject: Annotated[bool, typer.Option("--reject", help="Reject instead of approving.")] = False,
 ) -> None:
     """Approve (or --reject) a playbook waiting for a human decision."""
     from uuid import UUID
 
+    import httpx
+
     from oncall.clients.prefect_api import PrefectApi
 
+    verdict = "Rejected" if reject else "Approved"
+    if token:
+        try:
+            answer = httpx.post(
+                f"{intake_url.rstrip('/')}/v1/approvals/{flow_run_id}",
+                json={"approve": not reject, "reason": reason, "via": "cli"},
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=30,
+            )
+        except httpx.HTTPError as exc:
+            raise _fail(f"the intake at {intake_url} does not answer: {exc}") from exc
+        if answer.status_code != 200:
+            detail = answer.json().get("detail", answer.text) if answer.content else ""
+            raise _fail(f"the intake refused ({answer.status_code}): {detail}")
+        who = answer.json()["approver"]
+        console.print(f"{verdict} flow run {flow_run_id} as {who} (verified).")
+        return
+    if not approver or not approver.strip():
+        raise _fail("give --token (a verified decision) or --approver NAME")
     api_url = _configured_prefect_api() or f"http://127.0.0.1:{OncallSettings().prefect_port}/api"
     try:
         PrefectApi(api_url).resume(
@@ -136,7 +169,55 @@ def approve(
         )
     except (OncallError, ValueError) as exc:
         raise _fail(str(exc)) from exc
-    console.print(f"{'Rejected' if reject else 'Approved'} flow run {flow_run_id} as {approver}.")
+    console.print(
+        f"{verdict} flow run {flow_run_id} as {approver} (unverified: a P1/P2 rollback "
+        "waits for a verified approver; use --token)."
+    )
+
+
+approvers_app = typer.Typer(help="People who may approve through the API and `oncall approve`.")
+app.add_typer(approvers_app, name="approvers")
+
+
+@approvers_app.command("add")
+def approvers_add(
+    name: Annotated[str, typer.Argument(help="The person, as decisions will name them.")],
+) -> None:
+    """Create (or replace) NAME's approver token; it is printed once and stored hashed."""
+    from oncall.approvers import ApproverTokens
+    from oncall.store import IncidentStore
+
+    try:
+        token = ApproverTokens(IncidentStore(OncallSettings().store_url)).add(name)
+    except OncallError as exc:
+        raise _fail(str(exc)) from exc
+    console.print(f"Approver token for {name.strip()} (shown once; keep it secret):")
+    typer.echo(token)
+
+
+@approvers_app.command("list")
+def approvers_list() -> None:
+    """The approvers and when their tokens were made (never the tokens)."""
+    from oncall.approvers import ApproverTokens
+    from oncall.store import IncidentStore
+
+    table = Table("approver", "token created (UTC)")
+    for name, created in ApproverTokens(IncidentStore(OncallSettings().store_url)).names():
+        table.add_row(name, f"{created:%Y-%m-%d %H:%M}")
+    console.print(table)
+
+
+@approvers_app.command("remove")
+def approvers_remove(name: Annotated[str, typer.Argument(help="Whose token to revoke.")]) -> None:
+    """Revoke NAME's approver token."""
+    from oncall.approvers import ApproverTokens
+    from oncall.store import IncidentStore
+
+    try:
+        ApproverTokens(IncidentStore(OncallSettings().store_url)).remove(name)
+    except OncallError as exc:
+        raise _fail(str(exc)) from exc
+    console.print(f"Revoked the approver token of {name}.")
 
 
 @app.command()
@@ -155,6 +236,7 @@ def worker(
     api_url = _configured_prefect_api() or f"http://127.0.0.1:{OncallSettings().prefect_port}/api"
     if not is_healthy(api_url):
         raise _fail(f"Prefect API {api_url} does not answer; start it with `oncall server start`")
+    warn_if_open(api_url)
     specs = load_deployments(prefect_yaml or default_prefect_yaml())
     runner = WarmRunner(api_url, specs, poll_s=poll)
     signal.signal(signal.SIGTERM, lambda *_: runner.stop_event.set())
@@ -182,12 +264,23 @@ def up(
     sandbox: Annotated[
         str | None, typer.Option(help="Also run the sandbox cluster with this scenario.")
     ] = None,
+    prefect_yaml: Annotated[
+        Path | None, typer.Option(help="Deployments the worker runs (default: shipped).")
+    ] = None,
 ) -> None:
     """Run the whole local stack: Prefect server, warm worker, intake (and the sandbox)."""
     from oncall.stack import run_stack
 
     try:
-        run_stack(OncallSettings(), console, _configured_prefect_api(), host, port, sandbox)
+        run_stack(
+            OncallSettings(),
+            console,
+            _configured_prefect_api(),
+            host,
+            port,
+            sandbox,
+            prefect_yaml=prefect_yaml,
+        )
     except OncallError as exc:
         raise _fail(str(exc)) from exc
 

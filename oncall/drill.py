@@ -16,6 +16,7 @@ from rich.table import Table
 from flows.naming import incident_run_name_for
 from flows.postmortem import post_incident
 from oncall.alerting import ErrorRateRule, Rule, alerts_of
+from oncall.approval import approval_key
 from oncall.clients.prefect_api import PrefectApi, StepTiming
 from oncall.drill_catalog import plan_drill
 from oncall.errors import OncallError
@@ -57,9 +58,15 @@ class AutoApprover(threading.Thread):
     def run(self) -> None:
         try:
             paused = self.prefect.wait_for_pause(self.run_name, self.timeout_s)
-            self.prefect.resume(
+            # The drill holds the approval key of its home: a verified decision, so that a
+            # stack whose playbooks require one (`oncall drill --stack`) takes it too.
+            self.prefect.decide(
                 paused.id,
-                {"approve": True, "approver": self.approver, "reason": "drill: auto-approved"},
+                approval_key(OncallSettings()),
+                approve=True,
+                approver=self.approver,
+                reason="drill: auto-approved",
+                channel="drill",
             )
         except Exception as exc:  # reported by the drill, never swallowed
             self.error = exc

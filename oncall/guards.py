@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from oncall.approval import ApprovalDecision
 from oncall.clients.prefect_api import PrefectApi
 from oncall.errors import UnsafeToRemediate
-from oncall.models import utcnow
+from oncall.models import ActionKind, Severity, utcnow
 from oncall.store import IncidentStore, remediation_ledger
 
 
@@ -28,22 +28,31 @@ class GuardPolicy(BaseModel):
         default_factory=list, description="Namespaces the playbook may change."
     )
     max_replicas: int = Field(default=10, ge=1, description="Replica cap for any scale-up.")
-    budget_per_hour: dict[str, int] = Field(
+    budget_per_hour: dict[ActionKind, int] = Field(
         default_factory=lambda: {
-            "rollback": 2,
-            "switch": 2,
-            "restart": 3,
-            "scale": 3,
-            "set_env": 2,
-            "fallback": 2,
-            "config": 2,
-            "warm_cache": 3,
+            ActionKind.ROLLBACK: 2,
+            ActionKind.SWITCH: 2,
+            ActionKind.RESTART: 3,
+            ActionKind.SCALE: 3,
+            ActionKind.SET_ENV: 2,
+            ActionKind.FALLBACK: 2,
+            ActionKind.CONFIG: 2,
+            ActionKind.WARM_CACHE: 3,
         },
         description="Actions of each kind allowed per service per hour; then escalate.",
     )
-    require_approval: list[str] = Field(
-        default_factory=lambda: ["rollback", "switch"],
+    require_approval: list[ActionKind] = Field(
+        default_factory=lambda: [ActionKind.ROLLBACK, ActionKind.SWITCH],
         description="Action kinds that need a human approval first.",
+    )
+    verified_approver_required: dict[ActionKind, list[Severity]] = Field(
+        default_factory=lambda: {
+            ActionKind.ROLLBACK: [Severity.P1, Severity.P2],
+            ActionKind.SWITCH: [Severity.P1, Severity.P2],
+        },
+        description="Action kinds and the severities for which only a verified approver "
+        "(Slack, or `oncall approve` with an approver token) may decide; a decision typed "
+        "into the Prefect UI is refused and the run keeps waiting.",
     )
     concurrency_wait_s: float = Field(
         default=2.0, ge=0, description="How long to wait for another remediation to finish."
@@ -51,6 +60,14 @@ class GuardPolicy(BaseModel):
     dry_run: bool = Field(
         default=False, description="Plan and report every action, change nothing."
     )
+
+    def needs_approval(self, kind: ActionKind) -> bool:
+        """True when ``kind`` needs a human approval before it is applied."""
+        return kind in self.require_approval
+
+    def needs_verified_approver(self, kind: ActionKind, severity: Severity) -> bool:
+        """True when only a verified approver may decide on ``kind`` at ``severity``."""
+        return severity in self.verified_approver_required.get(kind, [])
 
 
 class Guard:
@@ -73,12 +90,12 @@ class Guard:
                 f"{replicas} replicas is above the cap of {self.policy.max_replicas}"
             )
 
-    def check_approval(self, kind: str, approval: ApprovalDecision | None) -> None:
+    def check_approval(self, kind: ActionKind, approval: ApprovalDecision | None) -> None:
         """Refuse an action that needs an approval and has none."""
-        if kind in self.policy.require_approval and (approval is None or not approval.approve):
+        if self.policy.needs_approval(kind) and (approval is None or not approval.approve):
             raise UnsafeToRemediate(f"{kind} needs an approval and has none")
 
-    def spent(self, service: str, kind: str) -> int:
+    def spent(self, service: str, kind: ActionKind) -> int:
         """Actions of ``kind`` on ``service`` within the last hour."""
         since = utcnow() - timedelta(hours=1)
         query = select(func.count()).where(
@@ -89,7 +106,7 @@ class Guard:
         with self.store.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
 
-    def _check_budget(self, service: str, kind: str) -> None:
+    def _check_budget(self, service: str, kind: ActionKind) -> None:
         limit = self.policy.budget_per_hour.get(kind, 1)
         used = self.spent(service, kind)
         if used >= limit:
@@ -98,7 +115,7 @@ class Guard:
                 f"(limit {limit})"
             )
 
-    def _spend(self, service: str, kind: str, incident_id: str) -> None:
+    def _spend(self, service: str, kind: ActionKind, incident_id: str) -> None:
         with self.store.engine.begin() as conn:
             conn.execute(
                 remediation_ledger.insert().values(
@@ -116,7 +133,7 @@ class Guard:
         *,
         service: str,
         namespace: str,
-        kind: str,
+        kind: ActionKind,
         incident_id: str,
         approval: ApprovalDecision | None,
     ) -> Iterator[bool]:

@@ -6,12 +6,100 @@ import enum
 import hashlib
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 # Alertmanager sends this for an alert that is still firing.
 ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)
+
+# Bounds of what an alert may carry: generous next to what Prometheus and Alertmanager
+# produce, small enough that no field can break a store column or the memory of a worker.
+MAX_NAME_CHARS = 200  # alert names and the service label (indexed columns)
+MAX_LABEL_NAME_CHARS = 128
+MAX_LABEL_VALUE_CHARS = 1024  # label values: Kubernetes names are at most 253
+MAX_TEXT_CHARS = 16_384  # annotations, URLs
+MAX_LABELS = 64
+MAX_ALERTS = 20_000  # alerts of one message (an Alertmanager group of 10,000 fits twice)
+# The labels an alert's service is read from, in order.
+SERVICE_LABELS = ("service", "app", "deployment", "job")
+
+
+def storable(value: str) -> str:
+    """Refuse text no store can keep: NUL characters and lone UTF-16 surrogates."""
+    if "\x00" in value:
+        raise ValueError("contains a NUL character (\\u0000)")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"contains a lone surrogate (\\u{ord(value[exc.start]):04x}), not valid Unicode"
+        ) from None
+    return value
+
+
+def utc_timestamp(value: datetime) -> datetime:
+    """A timestamp in UTC (UTC assumed without an offset); refused if UTC cannot hold it."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of range once converted to UTC (years 1 to 9999)") from None
+
+
+def rfc3339_text(value: Any) -> Any:
+    """Wire timestamps are RFC 3339 strings: a bare number is refused, not read as epoch."""
+    if not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 timestamp string, e.g. 2025-01-01T12:00:00Z")
+    return value
+
+
+Name = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_NAME_CHARS), AfterValidator(storable)
+]
+LabelName = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_LABEL_NAME_CHARS), AfterValidator(storable)
+]
+LabelValue = Annotated[
+    str, StringConstraints(max_length=MAX_LABEL_VALUE_CHARS), AfterValidator(storable)
+]
+Text = Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS), AfterValidator(storable)]
+Labels = Annotated[dict[LabelName, LabelValue], Field(max_length=MAX_LABELS)]
+Annotations = Annotated[dict[LabelName, Text], Field(max_length=MAX_LABELS)]
+Timestamp = Annotated[datetime, AfterValidator(utc_timestamp)]
+WireTimestamp = Annotated[datetime, BeforeValidator(rfc3339_text), AfterValidator(utc_timestamp)]
+
+
+def service_of(labels: dict[str, str]) -> str:
+    """The service an alert is about, from the usual labels ("unknown" without one)."""
+    for key in SERVICE_LABELS:
+        if value := labels.get(key):
+            return value
+    return "unknown"
+
+
+def check_alert_labels(labels: dict[str, str]) -> dict[str, str]:
+    """The labels every alert needs, within the bounds the store indexes."""
+    if not labels.get("alertname"):
+        raise ValueError("labels.alertname is required")
+    if len(labels["alertname"]) > MAX_NAME_CHARS:
+        raise ValueError(f"labels.alertname: at most {MAX_NAME_CHARS} characters")
+    for key in SERVICE_LABELS:
+        if value := labels.get(key):
+            if len(value) > MAX_NAME_CHARS:
+                raise ValueError(f"labels.{key}: at most {MAX_NAME_CHARS} characters")
+            break
+    return labels
 
 
 def utcnow() -> datetime:
@@ -25,19 +113,22 @@ class AlertmanagerAlert(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
     status: Literal["firing", "resolved"]
-    labels: dict[str, str]
-    annotations: dict[str, str] = Field(default_factory=dict)
-    starts_at: datetime = Field(alias="startsAt")
-    ends_at: datetime = Field(default=ZERO_TIME, alias="endsAt")
-    generator_url: str = Field(default="", alias="generatorURL")
+    labels: Labels = Field(
+        description="`alertname` is required; `service` (or app/deployment/job) names the "
+        f"service. At most {MAX_LABELS} labels; alertname and service at most "
+        f"{MAX_NAME_CHARS} characters, other values {MAX_LABEL_VALUE_CHARS}.",
+        json_schema_extra={"required": ["alertname"]},
+    )
+    annotations: Annotations = Field(default_factory=dict)
+    starts_at: WireTimestamp = Field(alias="startsAt")
+    ends_at: WireTimestamp = Field(default=ZERO_TIME, alias="endsAt")
+    generator_url: Text = Field(default="", alias="generatorURL")
     fingerprint: str = Field(pattern=r"^[0-9a-f]{16}$")
 
     @field_validator("labels")
     @classmethod
     def _has_alertname(cls, labels: dict[str, str]) -> dict[str, str]:
-        if "alertname" not in labels:
-            raise ValueError("labels.alertname is required")
-        return labels
+        return check_alert_labels(labels)
 
 
 class AlertmanagerWebhook(BaseModel):
@@ -46,28 +137,39 @@ class AlertmanagerWebhook(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
     version: Literal["4"]
-    group_key: str = Field(alias="groupKey")
-    truncated_alerts: int = Field(default=0, alias="truncatedAlerts")
+    group_key: Text = Field(alias="groupKey")
+    truncated_alerts: int = Field(default=0, ge=0, alias="truncatedAlerts")
     status: Literal["firing", "resolved"]
-    receiver: str
-    group_labels: dict[str, str] = Field(default_factory=dict, alias="groupLabels")
-    common_labels: dict[str, str] = Field(default_factory=dict, alias="commonLabels")
-    common_annotations: dict[str, str] = Field(default_factory=dict, alias="commonAnnotations")
-    external_url: str = Field(default="", alias="externalURL")
-    alerts: list[AlertmanagerAlert]
+    receiver: Text
+    group_labels: Labels = Field(default_factory=dict, alias="groupLabels")
+    common_labels: Labels = Field(default_factory=dict, alias="commonLabels")
+    common_annotations: Annotations = Field(default_factory=dict, alias="commonAnnotations")
+    external_url: Text = Field(default="", alias="externalURL")
+    alerts: list[AlertmanagerAlert] = Field(
+        max_length=MAX_ALERTS,
+        description="Every alert of the group. Invalid alerts are refused one by one: the "
+        "valid ones are accepted (202) and the refused ones named in the answer.",
+    )
 
 
 class Alert(BaseModel):
     """An alert normalised from any source; identity is fingerprint + starts_at."""
 
-    name: str
-    labels: dict[str, str] = Field(default_factory=dict)
-    annotations: dict[str, str] = Field(default_factory=dict)
+    name: Name
+    labels: Labels = Field(default_factory=dict)
+    annotations: Annotations = Field(default_factory=dict)
     status: Literal["firing", "resolved"] = "firing"
-    starts_at: datetime
-    ends_at: datetime | None = None
-    fingerprint: str
-    generator_url: str = ""
+    starts_at: Timestamp
+    ends_at: Timestamp | None = None
+    fingerprint: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    generator_url: Text = ""
+
+    @model_validator(mode="after")
+    def _service_fits(self) -> Alert:
+        service = self.service
+        if len(service) > MAX_NAME_CHARS:
+            raise ValueError(f"service {service[:40]!r}...: at most {MAX_NAME_CHARS} characters")
+        return self
 
     @classmethod
     def from_alertmanager(cls, raw: AlertmanagerAlert) -> Alert:
@@ -91,10 +193,7 @@ class Alert(BaseModel):
     @property
     def service(self) -> str:
         """The service the alert is about, from the usual labels."""
-        for key in ("service", "app", "deployment", "job"):
-            if value := self.labels.get(key):
-                return value
-        return "unknown"
+        return service_of(self.labels)
 
 
 class Severity(enum.StrEnum):
@@ -171,6 +270,19 @@ class Transition(BaseModel):
     note: str = ""
 
 
+class ActionKind(enum.StrEnum):
+    """What a mitigation does to the cluster or a service: the keys of every guard policy."""
+
+    ROLLBACK = "rollback"
+    SWITCH = "switch"
+    RESTART = "restart"
+    SCALE = "scale"
+    SET_ENV = "set_env"
+    FALLBACK = "fallback"
+    CONFIG = "config"
+    WARM_CACHE = "warm_cache"
+
+
 class Action(BaseModel):
     """Something the playbook did (or refused to do) to the world."""
 
@@ -188,6 +300,19 @@ class Approval(BaseModel):
     decision: Literal["approved", "rejected", "timed_out"]
     reason: str = ""
     at: datetime = Field(default_factory=utcnow)
+    channel: str = Field(
+        default="", description="Where it was taken: slack, api, cli, drill or Prefect UI."
+    )
+    verified: bool = Field(
+        default=False, description="True when the intake checked who decided (not typed)."
+    )
+
+    @property
+    def attribution(self) -> str:
+        """Who decided through which channel, as the incident and the postmortem say it."""
+        if not self.channel:
+            return self.approver
+        return f"{self.approver} via {self.channel}{'' if self.verified else ' (unverified)'}"
 
 
 class Incident(BaseModel):

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from oncall.models import Action
+from oncall.models import Action, ActionKind
 
 
 class PodSummary(BaseModel):
@@ -175,11 +175,12 @@ class Diagnosis(BaseModel):
 class ChangePlan(BaseModel):
     """The dry-run plan of one mitigation: what would change, before and after."""
 
-    kind: str  # rollback | switch | restart | scale | set_env | fallback | config
+    kind: ActionKind
     namespace: str
-    target: str  # "deployment/NAME", "service/NAME", "configmap/NAME"
+    target: str  # "deployment/NAME", "statefulset/NAME", "service/NAME", "configmap/NAME"
     before: dict[str, Any] = Field(default_factory=dict)
     after: dict[str, Any] = Field(default_factory=dict)
+    container: str = Field(default="", description="The container a set_env plan changes.")
     note: str = ""
 
     def describe(self) -> str:
@@ -192,10 +193,10 @@ class ChangePlan(BaseModel):
 
     def inverse(self) -> ChangePlan | None:
         """The plan that puts back what this one changes (none for a restart)."""
-        if self.kind == "restart":
+        if self.kind == ActionKind.RESTART:
             return None
         after = self.before
-        if self.kind == "rollback":
+        if self.kind == ActionKind.ROLLBACK:
             # Undoing a rollback rolls forward to the revision that was current before it.
             after = {"revision": self.before["revision"], "images": self.before["images"]}
         return self.model_copy(

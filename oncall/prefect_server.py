@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from oncall.errors import PermanentError, TransientError
+from oncall.prefect_auth import CLIENT_VARIABLE, SERVER_VARIABLE
 from oncall.settings import OncallSettings
 
 
@@ -44,9 +45,15 @@ def _pidfile(settings: OncallSettings) -> Path:
 
 
 def server_env(settings: OncallSettings, port: int) -> dict[str, str]:
-    """Environment of a local Prefect server: state under ONCALL_HOME, no telemetry."""
+    """Environment of a local Prefect server: state under ONCALL_HOME, no telemetry.
+
+    Closed when this process has an auth string (the `oncall` executable always does):
+    the server then requires the one its clients send.
+    """
     env = dict(os.environ)
     env.pop("PREFECT_API_URL", None)
+    if auth := env.get(CLIENT_VARIABLE):
+        env[SERVER_VARIABLE] = auth
     env.update(
         PREFECT_HOME=str(settings.prefect_home),
         PREFECT_SERVER_API_HOST="127.0.0.1",
@@ -143,12 +150,27 @@ def stop_server(settings: OncallSettings, wait_s: float = 20.0) -> bool:
         return False
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
-        try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
+        if not _alive(pid):
             break
-        time.sleep(0.2)
+        time.sleep(0.1)
     else:
         os.killpg(pid, signal.SIGKILL)
+        _alive(pid)  # reap it
     pidfile.unlink(missing_ok=True)
+    return True
+
+
+def _alive(pid: int) -> bool:
+    """True while the server process runs; reaps it when this process started it."""
+    try:
+        reaped, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:  # started by another process: it is not ours to reap
+        reaped = 0
+    else:
+        if reaped:
+            return False
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        return False
     return True

@@ -35,6 +35,7 @@ from prefect.utilities.engine import propose_state_sync
 from pydantic import BaseModel, Field
 
 from oncall.errors import PermanentError
+from oncall.prefect_auth import client_auth_string
 from oncall.suspension import shared_suspension_observer
 
 log = logging.getLogger("oncall.runner")
@@ -164,7 +165,7 @@ class WarmRunner:
         return started
 
     def _execute(self, flow: Flow[..., Any], flow_run_id: UUID) -> None:
-        with SyncPrefectClient(self.api_url) as client:
+        with SyncPrefectClient(self.api_url, auth_string=client_auth_string()) as client:
             flow_run = client.read_flow_run(flow_run_id)
         try:
             with self._on_our_server():
@@ -183,7 +184,7 @@ class WarmRunner:
         with (
             self._on_our_server(),
             shared_suspension_observer(),
-            SyncPrefectClient(self.api_url) as client,
+            SyncPrefectClient(self.api_url, auth_string=client_auth_string()) as client,
         ):
             while not self.stop_event.is_set():
                 try:
@@ -209,7 +210,7 @@ class WarmRunner:
         with self._inflight_lock:
             left = list(self.inflight)
         if left:
-            with SyncPrefectClient(self.api_url) as client:
+            with SyncPrefectClient(self.api_url, auth_string=client_auth_string()) as client:
                 for run_id in left:
                     try:
                         client.set_flow_run_state(

@@ -6,6 +6,7 @@ playbooks' flow runs, the intake service, and optionally the sandbox cluster.
 
 from __future__ import annotations
 
+import os
 import secrets
 import signal
 import threading
@@ -17,21 +18,17 @@ from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 
+from oncall.prefect_auth import CLIENT_VARIABLE, auth_file
 from oncall.prefect_server import PrefectServer, ensure_server, stop_server
 from oncall.runner import WarmRunner, default_prefect_yaml, load_deployments
-from oncall.settings import OncallSettings
+from oncall.settings import OncallSettings, secret_file
 
 
 def intake_token(settings: OncallSettings) -> str:
     """The intake's bearer token: ONCALL_INTAKE_TOKEN, else one generated once under home."""
     if settings.intake_token is not None and settings.intake_token.get_secret_value():
         return settings.intake_token.get_secret_value()
-    path = settings.home / "intake-token"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(32))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    return secret_file(settings.home / "intake-token", lambda: secrets.token_urlsafe(32))
 
 
 @dataclass
@@ -115,6 +112,11 @@ def _print_ready(
 ) -> None:
     table = Table("part", "where", title="oncall is up")
     table.add_row("Prefect UI", stack.server.ui_url)
+    if os.environ.get(CLIENT_VARIABLE):
+        table.add_row(
+            "Prefect login",
+            f"the auth string in {auth_file(settings.home)} (or PREFECT_API_AUTH_STRING)",
+        )
     table.add_row("intake", f"http://{host}:{port} (OpenAPI at /docs)")
     table.add_row("worker", f"{len(stack.runner.names)} deployments, warm")
     if stack.sandbox is not None:

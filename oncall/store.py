@@ -53,6 +53,15 @@ remediation_ledger = Table(
     Column("at", DateTime(timezone=True), nullable=False, index=True),
 )
 
+# People who may approve through the API and `oncall approve`: a token each, kept hashed.
+approver_tokens = Table(
+    "approver_tokens",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
 
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets its directory created and WAL for concurrent readers."""

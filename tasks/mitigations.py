@@ -11,7 +11,7 @@ from oncall.clients.kube import KubeClient
 from oncall.clients.service_admin import ServiceAdmin
 from oncall.errors import UnsafeToRemediate
 from oncall.guards import Guard
-from oncall.models import Action, Incident, utcnow
+from oncall.models import Action, ActionKind, Incident, utcnow
 from oncall.observations import ChangePlan
 from oncall.retrying import retry_if_transient
 
@@ -41,7 +41,7 @@ def plan_restart(kube: KubeClient, namespace: str, deployment: str) -> ChangePla
     health = kube.health(namespace, deployment)
     return _publish(
         ChangePlan(
-            kind="restart",
+            kind=ActionKind.RESTART,
             namespace=namespace,
             target=f"deployment/{deployment}",
             before={"pods": [p.name for p in health.pods], "revision": health.revision},
@@ -57,7 +57,7 @@ def plan_scale(kube: KubeClient, namespace: str, deployment: str, replicas: int)
     health = kube.health(namespace, deployment)
     return _publish(
         ChangePlan(
-            kind="scale",
+            kind=ActionKind.SCALE,
             namespace=namespace,
             target=f"deployment/{deployment}",
             before={"replicas": health.replicas},
@@ -77,9 +77,10 @@ def plan_set_env(
     values = {e["name"]: e.get("value") for e in current.get("env") or []}
     return _publish(
         ChangePlan(
-            kind="set_env",
+            kind=ActionKind.SET_ENV,
             namespace=namespace,
             target=f"deployment/{deployment}",
+            container=current["name"],
             before={f"env.{k}": values.get(k, "(unset)") for k in env},
             after={f"env.{k}": v for k, v in env.items()},
             note="a template change: the controller rolls out a new ReplicaSet",
@@ -95,7 +96,7 @@ def plan_service_switch(
     current = kube.service(namespace, service)["spec"].get("selector") or {}
     return _publish(
         ChangePlan(
-            kind="switch",
+            kind=ActionKind.SWITCH,
             namespace=namespace,
             target=f"service/{service}",
             before={f"selector.{k}": current.get(k, "(none)") for k in selector},
@@ -113,7 +114,7 @@ def plan_config_fix(
     current = kube.config_map(namespace, config_map)
     return _publish(
         ChangePlan(
-            kind="config",
+            kind=ActionKind.CONFIG,
             namespace=namespace,
             target=f"configmap/{config_map}",
             before={f"data.{k}": current.get(k, "(unset)") for k in data},
@@ -128,7 +129,7 @@ def plan_warm_cache(namespace: str, service: str, url: str) -> ChangePlan:
     """Dry-run a cache warm-up through the service's admin endpoint."""
     return _publish(
         ChangePlan(
-            kind="warm_cache",
+            kind=ActionKind.WARM_CACHE,
             namespace=namespace,
             target=f"service/{service}",
             before={},
@@ -145,7 +146,6 @@ def apply_plan(
     incident: Incident,
     plan: ChangePlan,
     approval: ApprovalDecision | None,
-    container: str = "",
 ) -> Action:
     """Apply a planned mitigation if the guards allow it; dry runs change nothing."""
     name = plan.target.split("/", 1)[1]
@@ -157,30 +157,30 @@ def apply_plan(
         incident_id=incident.id,
         approval=approval,
     ) as act:
-        if plan.kind == "scale":
+        if plan.kind == ActionKind.SCALE:
             guard.check_replicas(int(plan.after["replicas"]))
         if not act:
             log.info("Dry run, nothing changed: %s", plan.describe())
             return Action(
                 kind=plan.kind, target=plan.target, detail=plan.model_dump(), dry_run=True
             )
-        if plan.kind == "restart":
+        if plan.kind == ActionKind.RESTART:
             kube.restart(plan.namespace, name, utcnow())
-        elif plan.kind == "scale":
+        elif plan.kind == ActionKind.SCALE:
             kube.scale(plan.namespace, name, int(plan.after["replicas"]))
-        elif plan.kind in ("set_env", "fallback"):
+        elif plan.kind in (ActionKind.SET_ENV, ActionKind.FALLBACK):
             env = {k.removeprefix("env."): str(v) for k, v in plan.after.items()}
-            kube.set_env(plan.namespace, name, container, env)
-        elif plan.kind == "rollback":
+            kube.set_env(plan.namespace, name, plan.container, env)
+        elif plan.kind == ActionKind.ROLLBACK:
             _roll_back(kube, plan, name)
-        elif plan.kind == "config":
+        elif plan.kind == ActionKind.CONFIG:
             data = {k.removeprefix("data."): str(v) for k, v in plan.after.items()}
             kube.patch_config_map(plan.namespace, name, data)
-        elif plan.kind == "warm_cache":
+        elif plan.kind == ActionKind.WARM_CACHE:
             url = str(plan.after["POST"])
             base, _, path = url.partition("/admin")
             ServiceAdmin(base).warm_cache("/admin" + path)
-        elif plan.kind == "switch":
+        elif plan.kind == ActionKind.SWITCH:
             selector = {k.removeprefix("selector."): str(v) for k, v in plan.after.items()}
             current = kube.service(plan.namespace, name)["spec"].get("selector") or {}
             kube.patch_service_selector(plan.namespace, name, {**current, **selector})

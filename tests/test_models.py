@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from oncall.models import (
     utcnow,
 )
 from oncall.store import IncidentStore
+from tests.conftest import pg_schema
 
 WEBHOOK = {
     "version": "4",
@@ -149,10 +151,12 @@ def _incident() -> Incident:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> IncidentStore:
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[IncidentStore]:
     if request.param == "sqlite":
-        return IncidentStore(f"sqlite:///{tmp_path / 'store' / 'oncall.db'}")
-    return IncidentStore("postgresql://postgres@127.0.0.1:5432/test")
+        yield IncidentStore(f"sqlite:///{tmp_path / 'store' / 'oncall.db'}")
+        return
+    with pg_schema() as url:
+        yield IncidentStore(url)
 
 
 def test_store_keeps_transitions_actions_and_approvals_in_order(store: IncidentStore) -> None:

@@ -8,11 +8,47 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
+import httpx
+import yaml
+
+from oncall.runner import default_prefect_yaml
 from tests.conftest import free_port
 
 ONCALL = str(Path(sys.executable).parent / "oncall")
+
+
+def quick_verification_deployments(path: Path) -> Path:
+    """The shipped prefect.yaml, with the bad-deploy playbook verifying 3 windows of 2 s
+    instead of 3 of 30 s: the same checks, a minute and a half sooner."""
+    doc = yaml.safe_load(default_prefect_yaml().read_text())
+    (playbook,) = [
+        d for d in doc["deployments"] if d["entrypoint"].endswith(":high_api_error_rate")
+    ]
+    assert playbook["parameters"]["config"]["verify_window_s"] == 30  # what is shortened
+    playbook["parameters"]["config"]["verify_window_s"] = 2
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def assert_the_control_plane_is_closed(home: Path, prefect_port: int) -> None:
+    """Prefect's API refuses whoever lacks the auth string `up` generated: no anonymous
+    resume of a paused run (an approval), no reading, no writing."""
+    api = f"http://127.0.0.1:{prefect_port}/api"
+    auth_file = home / "prefect-auth"
+    assert oct(auth_file.stat().st_mode & 0o777) == "0o600"
+    user, password = auth_file.read_text().strip().split(":", 1)
+    resume = {"run_input": {"approve": True, "approver": ""}}
+    anonymous = httpx.post(f"{api}/flow_runs/{uuid.uuid4()}/resume", json=resume, timeout=10)
+    assert anonymous.status_code == 401
+    assert httpx.post(f"{api}/flow_runs/filter", json={}, timeout=10).status_code == 401
+    wrong = httpx.post(f"{api}/flow_runs/filter", json={}, auth=(user, "guess"), timeout=10)
+    assert wrong.status_code == 401
+    right = httpx.post(f"{api}/flow_runs/filter", json={}, auth=(user, password), timeout=10)
+    assert right.status_code == 200
+    assert httpx.get(f"{api}/health", timeout=10).status_code == 200  # probes stay open
 
 
 def test_up_then_a_drill_through_the_intake_then_ctrl_c(tmp_path: Path) -> None:
@@ -29,7 +65,16 @@ def test_up_then_a_drill_through_the_intake_then_ctrl_c(tmp_path: Path) -> None:
     port = free_port()
     log = (tmp_path / "up.log").open("w")
     up = subprocess.Popen(
-        [ONCALL, "up", "--port", str(port), "--sandbox", "bad-deploy"],
+        [
+            ONCALL,
+            "up",
+            "--port",
+            str(port),
+            "--sandbox",
+            "bad-deploy",
+            "--prefect-yaml",
+            str(quick_verification_deployments(tmp_path / "prefect.yaml")),
+        ],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -44,6 +89,7 @@ def test_up_then_a_drill_through_the_intake_then_ctrl_c(tmp_path: Path) -> None:
             time.sleep(0.5)
         assert (home / "intake-token").exists()  # generated once, kept private
         assert oct((home / "intake-token").stat().st_mode & 0o777) == "0o600"
+        assert_the_control_plane_is_closed(home, int(env["ONCALL_PREFECT_PORT"]))
 
         drill = subprocess.run(
             [

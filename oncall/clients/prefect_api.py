@@ -27,6 +27,7 @@ from prefect.states import Cancelled, Running, Scheduled
 from pydantic import BaseModel
 
 from oncall.errors import PermanentError, TransientError, UnsafeToRemediate
+from oncall.prefect_auth import client_auth_string
 
 
 class StepTiming(BaseModel):
@@ -47,7 +48,11 @@ class PrefectApi:
 
     @contextmanager
     def _client(self) -> Iterator[SyncPrefectClient]:
-        client = SyncPrefectClient(self.api_url) if self.api_url else get_client(sync_client=True)
+        client = (
+            SyncPrefectClient(self.api_url, auth_string=client_auth_string())
+            if self.api_url
+            else get_client(sync_client=True)
+        )
         try:
             with client:
                 yield client
@@ -109,13 +114,41 @@ class PrefectApi:
     def resume(self, flow_run_id: UUID, run_input: dict[str, Any]) -> None:
         """Resume a paused run with the approval form's input (what the UI's Resume does)."""
         with self._client() as client:
-            run = client.read_flow_run(flow_run_id)
+            try:
+                run = client.read_flow_run(flow_run_id)
+            except ObjectNotFound as exc:
+                raise PermanentError(f"no flow run {flow_run_id}") from exc
             if not run.state or not run.state.is_paused():
                 state = run.state.name if run.state else "unknown"
                 raise PermanentError(f"flow run {flow_run_id} is not waiting ({state})")
             result = client.resume_flow_run(flow_run_id, run_input=run_input)
         if result.status != SetStateStatus.ACCEPT:
             raise PermanentError(f"resume of {flow_run_id} refused: {result.details}")
+
+    def decide(
+        self,
+        flow_run_id: UUID,
+        key: bytes,
+        *,
+        approve: bool,
+        approver: str,
+        reason: str,
+        channel: str,
+    ) -> None:
+        """Resume with a verified decision: the approver was checked through ``channel``."""
+        from oncall.approval import signed_input
+
+        self.resume(
+            flow_run_id,
+            signed_input(
+                key,
+                str(flow_run_id),
+                approve=approve,
+                approver=approver,
+                reason=reason,
+                channel=channel,
+            ),
+        )
 
     @contextmanager
     def exclusive(self, name: str, wait_s: float, lease_s: float = 600) -> Iterator[None]:

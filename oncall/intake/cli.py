@@ -46,6 +46,7 @@ def serve(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    warn_if_open(application.state.dispatcher.prefect.api_url)
     uvicorn.run(
         application,
         host=host or intake.host,
@@ -53,6 +54,16 @@ def serve(
         log_level=log_level,
         proxy_headers=False,
     )
+
+
+def warn_if_open(api_url: str) -> None:
+    """Say so, loudly, when the Prefect API takes requests without credentials."""
+    from oncall.prefect_auth import OPEN_WARNING, accepts_anonymous
+
+    if accepts_anonymous(api_url):
+        console.print(
+            f"[bold yellow]warning:[/] {OPEN_WARNING.format(url=api_url)}", soft_wrap=True
+        )
 
 
 @app.command("dead-letters")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential_jitter
@@ -24,6 +25,13 @@ from oncall.models import Alert, utcnow
 log = logging.getLogger(__name__)
 
 _STATES_PER_CALL = 200  # the Prefect API's default page size
+
+
+@dataclass(frozen=True)
+class _AttemptNumber:
+    """What tenacity's wait strategies read of a retry: the attempt number."""
+
+    attempt_number: int
 
 
 class Dispatcher:
@@ -43,6 +51,15 @@ class Dispatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._next_run_check = 0.0
+        # Failures since the last flow run was created: the backoff grows with these, so
+        # one 503 after progress ("database is locked" on a busy SQLite Prefect) costs the
+        # initial wait again, not the longest one reached during an outage.
+        self._failures = 0
+        self._wait = wait_exponential_jitter(
+            initial=settings.backoff_initial_s,
+            max=settings.backoff_max_s,
+            jitter=settings.backoff_initial_s,
+        )
 
     def start(self) -> None:
         """Start dispatching in a daemon thread."""
@@ -63,9 +80,7 @@ class Dispatcher:
     def _loop(self) -> None:
         retrying = Retrying(
             retry=retry_if_exception_type(TransientError),
-            wait=wait_exponential_jitter(
-                initial=self.settings.backoff_initial_s, max=self.settings.backoff_max_s
-            ),
+            wait=self._backoff,
             stop=lambda _state: self._stop.is_set(),
             sleep=self._sleep,
             before_sleep=self._log_backoff,
@@ -83,6 +98,11 @@ class Dispatcher:
                 log.exception("intake dispatcher step failed; retrying at the next poll")
             self._wake.wait(self.settings.poll_interval_s)
 
+    def _backoff(self, state: RetryCallState) -> float:
+        """Exponential in the failures since the last progress, with jitter, capped."""
+        self._failures += 1
+        return float(self._wait(_AttemptNumber(self._failures)))  # type: ignore[arg-type]
+
     def _sleep(self, seconds: float) -> None:
         self._stop.wait(seconds)  # a stop request cuts the backoff short
 
@@ -90,7 +110,12 @@ class Dispatcher:
         exc = state.outcome.exception() if state.outcome else None
         wait = state.next_action.sleep if state.next_action else 0.0
         self.metrics.dispatch_errors.labels("unreachable").inc()
-        log.warning("dispatch paused %.1fs (attempt %d): %s", wait, state.attempt_number, exc)
+        log.warning(
+            "dispatch paused %.1fs (failure %d since the last created run): %s",
+            wait,
+            self._failures,
+            exc,
+        )
 
     def step(self) -> int:
         """Dispatch everything due, then look at running playbooks; return runs created."""
@@ -99,8 +124,16 @@ class Dispatcher:
             self.check_runs()
             self._next_run_check = time.monotonic() + self.settings.run_check_interval_s
             created += self.drain()  # post-incident runs just queued
-        self.metrics.pending.set(self.queue.pending_count())
+        self.behind()
         return created
+
+    def behind(self) -> tuple[int, float]:
+        """Flow runs owed and the oldest one's age in seconds (also set on /metrics)."""
+        count, oldest = self.queue.backlog()
+        age = max((utcnow() - oldest).total_seconds(), 0.0) if oldest else 0.0
+        self.metrics.pending.set(count)
+        self.metrics.oldest_pending.set(age)
+        return count, age
 
     def drain(self) -> int:
         """Create the flow run of every due inbox entry; TransientError if Prefect is down."""
@@ -156,6 +189,7 @@ class Dispatcher:
                 log.warning(
                     "could not link %s to flow run %s: %s", run.incident_id, created.id, exc
                 )
+        self._failures = 0
         self.metrics.dispatched.labels(run.kind).inc()
         self.metrics.dispatch_lag.observe((done_at - run.created_at).total_seconds())
         log.info("%s -> flow run %s of %s", run.key, created.id, deployment)

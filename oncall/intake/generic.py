@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from oncall.alerting import label_fingerprint
-from oncall.models import Alert
+from oncall.models import (
+    MAX_ALERTS,
+    Alert,
+    Annotations,
+    Labels,
+    Name,
+    Text,
+    WireTimestamp,
+    check_alert_labels,
+)
 
 
 class GenericAlert(BaseModel):
@@ -29,35 +37,40 @@ class GenericAlert(BaseModel):
         },
     )
 
-    name: str = Field(
-        min_length=1, max_length=200, description="Alert name; the router matches it as alertname."
-    )
+    name: Name = Field(description="Alert name; the router matches it as alertname.")
     status: Literal["firing", "resolved"] = Field(
         default="firing", description="`resolved` closes the occurrence started at `starts_at`."
     )
-    labels: dict[str, str] = Field(
+    labels: Labels = Field(
         default_factory=dict,
         description="Routing and triage labels: `service` (or app/deployment/job), `severity`.",
     )
-    annotations: dict[str, str] = Field(default_factory=dict, description="Free-form text.")
-    starts_at: datetime = Field(
-        description="When the condition began (RFC 3339; UTC if no offset). Part of identity."
+    annotations: Annotations = Field(default_factory=dict, description="Free-form text.")
+    starts_at: WireTimestamp = Field(
+        description="When the condition began (RFC 3339 string; UTC if no offset). Part of "
+        "identity."
     )
-    ends_at: datetime | None = Field(default=None, description="When it ended, if resolved.")
+    ends_at: WireTimestamp | None = Field(
+        default=None, description="When it ended, if resolved (not before `starts_at`)."
+    )
     fingerprint: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9._:-]{1,64}$",
         description="Stable id of the alert; default: Alertmanager's fingerprint of the labels "
         "(alertname included).",
     )
-    source_url: str = Field(default="", description="Link back to the alert's origin.")
+    source_url: Text = Field(default="", description="Link back to the alert's origin.")
 
-    @field_validator("starts_at", "ends_at")
+    @field_validator("labels")
     @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value
+    def _bounded(cls, labels: dict[str, str]) -> dict[str, str]:
+        return check_alert_labels({"alertname": "x", **labels})  # the name is its own field
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> GenericAlert:
+        if self.ends_at is not None and self.ends_at < self.starts_at:
+            raise ValueError("ends_at is before starts_at")
+        return self
 
     def to_alert(self) -> Alert:
         """The normalised alert."""
@@ -79,4 +92,9 @@ class GenericWebhook(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    alerts: list[GenericAlert] = Field(min_length=1, max_length=1000)
+    alerts: list[GenericAlert] = Field(
+        min_length=1,
+        max_length=MAX_ALERTS,
+        description="Invalid alerts are refused one by one: the valid ones are accepted (202) "
+        "and the refused ones named in the answer.",
+    )

@@ -22,6 +22,12 @@ class IntakeMetrics:
             ["source", "reason"],
             registry=self.registry,
         )
+        self.alerts_refused = Counter(
+            "oncall_intake_alerts_refused",
+            "Invalid alerts refused one by one inside otherwise accepted messages, by source.",
+            ["source"],
+            registry=self.registry,
+        )
         self.deduplicated = Counter(
             "oncall_intake_alerts_deduplicated",
             "Re-sent alert occurrences that started nothing new, by source.",
@@ -50,6 +56,11 @@ class IntakeMetrics:
             "oncall_intake_dispatch_lag_seconds",
             "Time from an alert's acceptance to its flow run existing in Prefect.",
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900),
+            registry=self.registry,
+        )
+        self.oldest_pending = Gauge(
+            "oncall_intake_dispatch_oldest_pending_seconds",
+            "Age of the oldest flow run still owed to Prefect (0: none owed): the dispatch lag.",
             registry=self.registry,
         )
         self.pending = Gauge(

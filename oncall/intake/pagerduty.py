@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from oncall.intake.bodies import parse
-from oncall.models import Alert
+from oncall.models import MAX_NAME_CHARS, Alert, Name, WireTimestamp
 
 # Everything else (acknowledged, annotated, priority_updated, ...) is accepted and ignored.
 ALERT_EVENTS = {"incident.triggered": "firing", "incident.resolved": "resolved"}
@@ -29,10 +28,10 @@ class PagerDutyIncident(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    id: str = Field(min_length=1)
+    id: Name
     title: str = ""
     urgency: str = ""
-    created_at: datetime
+    created_at: WireTimestamp
     html_url: str = ""
     service: PagerDutyReference | None = None
     priority: PagerDutyReference | None = None
@@ -43,10 +42,10 @@ class PagerDutyEvent(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    id: str = Field(min_length=1)
+    id: Name = Field(description="Deliveries are deduplicated on it.")
     event_type: str = Field(min_length=1)
     resource_type: str = ""
-    occurred_at: datetime
+    occurred_at: WireTimestamp
     data: dict[str, Any]
 
 
@@ -65,14 +64,18 @@ def alerts_of(webhook: PagerDutyWebhook) -> list[Alert]:
     if status is None:
         return []
     incident = parse(PagerDutyIncident, event.data, prefix="event.data")
-    title = incident.title or f"PagerDuty incident {incident.id}"
+    full_title = incident.title or f"PagerDuty incident {incident.id}"
+    # PagerDuty titles run to 1,024 characters; the alert's name is its first 200.
+    title = full_title
+    if len(title) > MAX_NAME_CHARS:
+        title = title[: MAX_NAME_CHARS - 1] + "…"
     labels = {
         "alertname": title,
         "source": "pagerduty",
         "pagerduty_incident": incident.id,
     }
     if incident.service and incident.service.summary:
-        labels["service"] = incident.service.summary
+        labels["service"] = incident.service.summary[:MAX_NAME_CHARS]
     if incident.priority and incident.priority.summary:
         labels["severity"] = incident.priority.summary
     elif incident.urgency:
@@ -81,7 +84,7 @@ def alerts_of(webhook: PagerDutyWebhook) -> list[Alert]:
         Alert(
             name=title,
             labels=labels,
-            annotations={"summary": title, "url": incident.html_url},
+            annotations={"summary": full_title, "url": incident.html_url},
             status="firing" if status == "firing" else "resolved",
             # created_at is the same on every event of the incident: one occurrence.
             starts_at=incident.created_at,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.engine import Connection
 
 from oncall.intake.inbox import Inbox, as_utc
@@ -117,12 +117,17 @@ class DispatchQueue:
 
     def pending_count(self) -> int:
         """Flow runs still owed."""
+        return self.backlog()[0]
+
+    def backlog(self) -> tuple[int, datetime | None]:
+        """Flow runs still owed, and when the oldest of them was accepted."""
         with self.inbox.tx(write=False) as conn:
-            return len(
-                conn.execute(
-                    select(dispatches.c.key).where(dispatches.c.dispatched_at.is_(None))
-                ).all()
-            )
+            count, oldest = conn.execute(
+                select(func.count(), func.min(dispatches.c.created_at)).where(
+                    dispatches.c.dispatched_at.is_(None)
+                )
+            ).one()
+        return int(count), as_utc(oldest)
 
     def watched_runs(self) -> dict[str, str]:
         """Flow run id -> incident id, for incidents whose playbook has not finished."""

@@ -8,10 +8,10 @@ Retry-After while the store is unavailable, so Alertmanager and PagerDuty retry.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from collections.abc import Callable
+import time
 from dataclasses import dataclass
-from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
@@ -19,13 +19,13 @@ from starlette.concurrency import run_in_threadpool
 
 from oncall.errors import OncallError, TransientError
 from oncall.intake.accepting import Message
-from oncall.intake.bodies import BodyError, load_json
+from oncall.intake.bodies import BodyError, load_json, printable
 from oncall.intake.committer import GroupCommitter
 from oncall.intake.dispatcher import Dispatcher
 from oncall.intake.inbox import Inbox
+from oncall.intake.messages import Interpret, Parsed
 from oncall.intake.metrics import IntakeMetrics
 from oncall.intake.settings import IntakeSettings
-from oncall.models import Alert
 from oncall.routing import PlaybookRouter
 
 log = logging.getLogger(__name__)
@@ -33,8 +33,19 @@ log = logging.getLogger(__name__)
 # A dead letter keeps this much of the body: enough to see what the sender got wrong.
 _DEAD_LETTER_BODY_CHARS = 65_536
 
-# Decoded JSON -> the alerts it carries and the delivery id to dedupe on (if any).
-Interpret = Callable[[Any], tuple[list[Alert], str | None]]
+JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
+
+
+def media_type(content_type: str) -> str:
+    """`application/json; charset=utf-8` -> `application/json`."""
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def is_json(content_type: str) -> bool:
+    """JSON or a JSON-based type (`application/*+json`)."""
+    kind = media_type(content_type)
+    return kind == JSON or (kind.startswith("application/") and kind.endswith("+json"))
 
 
 @dataclass
@@ -52,14 +63,29 @@ class Receiver:
         """Count a refused request."""
         self.metrics.rejected.labels(source, reason).inc()
 
-    async def read_body(self, request: Request) -> bytes:
-        """The raw body, refused with BodyError(413) past the configured size."""
-        limit = self.settings.max_body_bytes
+    async def read_body(self, request: Request, limit: int | None = None) -> bytes:
+        """The raw body: 413 past ``limit`` bytes, 408 when the upload stalls or drags on."""
+        limit = limit or self.settings.max_body_bytes
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise BodyError(413, "too_large", f"body: {declared} bytes; at most {limit} accepted")
         chunks, size = [], 0
-        async for chunk in request.stream():
+        idle, total = self.settings.body_idle_timeout_s, self.settings.body_timeout_s
+        deadline = time.monotonic() + total
+        stream = request.stream().__aiter__()
+        while True:
+            wait = min(idle, deadline - time.monotonic())
+            try:
+                chunk = await asyncio.wait_for(stream.__anext__(), timeout=max(wait, 0.001))
+            except StopAsyncIteration:
+                break
+            except TimeoutError:
+                raise BodyError(
+                    408,
+                    "timeout",
+                    f"body: {size} bytes received, then the upload stalled (at most {idle:g}s "
+                    f"without data and {total:g}s in all)",
+                ) from None
             size += len(chunk)
             if size > limit:
                 raise BodyError(413, "too_large", f"body: over {limit} bytes")
@@ -72,31 +98,45 @@ class Receiver:
         """Answer 4xx for a body that can never succeed, keeping it as a dead letter."""
         self.reject(source, exc.reason)
         body = raw[:_DEAD_LETTER_BODY_CHARS].decode("utf-8", errors="replace")
+        await self.keep_dead_letter(request, source, exc.status_code, exc.message, body)
+        return JSONResponse(status_code=exc.status_code, content={"detail": exc.message})
+
+    async def keep_dead_letter(
+        self, request: Request, source: str, status_code: int, reason: str, body: str
+    ) -> None:
+        """Keep a refused body, escaped so that any store takes it, whatever it contains."""
         try:
             await run_in_threadpool(
                 self.inbox.dead_letter,
                 source,
-                exc.status_code,
-                exc.message,
-                request.headers.get("content-type", ""),
-                body,
+                status_code,
+                printable(reason),
+                printable(request.headers.get("content-type", "")),
+                printable(body),
                 self.settings.dead_letter_limit,
             )
         except OncallError as store_exc:
             log.warning("could not keep dead letter from %s: %s", source, store_exc)
-        return JSONResponse(status_code=exc.status_code, content={"detail": exc.message})
 
     async def receive(
         self, request: Request, source: str, raw: bytes, interpret: Interpret
     ) -> JSONResponse:
         """Parse and commit one message; 202 with what it did, or the refusal."""
         try:
-            alerts, event_id = interpret(load_json(raw))
+            content_type = request.headers.get("content-type", "")
+            if not is_json(content_type):  # what Alertmanager and PagerDuty send
+                raise BodyError(
+                    415,
+                    "unsupported_media_type",
+                    f"Content-Type {content_type or '(none)'!r}: send application/json",
+                )
+            parsed = interpret(load_json(raw))
         except BodyError as exc:
             return await self.refuse(request, source, raw, exc)
+        alerts = parsed.alerts
         try:
             accepted = await asyncio.wrap_future(
-                self.committer.submit(Message(alerts, source, event_id))
+                self.committer.submit(Message(alerts, source, parsed.event_id))
             )
         except TransientError as exc:
             self.reject(source, "store_unavailable")
@@ -115,4 +155,19 @@ class Receiver:
         self.metrics.attached.labels(source).inc(accepted.attached)
         if accepted.new and self.dispatcher is not None:
             self.dispatcher.wake()
-        return JSONResponse(status_code=202, content=accepted.as_json())
+        answer = accepted.as_json()
+        if parsed.refused:
+            answer["rejected"] = await self._refuse_some(request, source, parsed)
+        return JSONResponse(status_code=202, content=answer)
+
+    async def _refuse_some(self, request: Request, source: str, parsed: Parsed) -> list[object]:
+        """The invalid alerts of an accepted message: one dead letter naming each."""
+        self.reject(source, "invalid_alert")
+        self.metrics.alerts_refused.labels(source).inc(len(parsed.refused))
+        reason = "; ".join(r.detail for r in parsed.refused[:20])
+        if len(parsed.refused) > 20:
+            reason += f"; and {len(parsed.refused) - 20} more"
+        kept = [{"index": r.index, "alert": r.alert} for r in parsed.refused]
+        body = json.dumps(kept, ensure_ascii=True, default=str)[:_DEAD_LETTER_BODY_CHARS]
+        await self.keep_dead_letter(request, source, 422, reason, body)
+        return [r.as_json() for r in parsed.refused]

@@ -31,7 +31,22 @@ class IntakeSettings(BaseSettings):
         default=1000, ge=1, description="Rejected bodies kept for inspection (newest first)."
     )
     max_body_bytes: int = Field(
-        default=1_048_576, ge=1024, description="Larger request bodies are refused with 413."
+        default=16 * 1024 * 1024,
+        ge=1024,
+        description="Larger alert bodies are refused with 413 (an Alertmanager group of "
+        "10,000 alerts is about 3.5 MB).",
+    )
+    max_signed_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="Larger PagerDuty and Slack bodies are refused with 413 before their "
+        "signature is computed (neither sends more than a few kilobytes).",
+    )
+    body_idle_timeout_s: float = Field(
+        default=10.0, gt=0, description="An upload that sends nothing for this long gets 408."
+    )
+    body_timeout_s: float = Field(
+        default=60.0, gt=0, description="An upload not complete after this long gets 408."
     )
     retry_after_s: int = Field(
         default=5, ge=1, description="Retry-After of the 503 sent while the store is unavailable."
@@ -43,7 +58,10 @@ class IntakeSettings(BaseSettings):
         default=0.5, gt=0, description="First wait after the Prefect API failed to answer."
     )
     backoff_max_s: float = Field(
-        default=30.0, gt=0, description="Longest wait between attempts while Prefect is down."
+        default=5.0,
+        gt=0,
+        description="Longest wait between attempts while Prefect is down (so a burst is "
+        "dispatched within seconds of its return).",
     )
     run_check_interval_s: float = Field(
         default=5.0, gt=0, description="How often the states of running playbooks are read."
@@ -53,6 +71,11 @@ class IntakeSettings(BaseSettings):
         ge=0,
         description="An alert whose playbook deployment is still missing after this long goes "
         "to the default triage deployment instead.",
+    )
+    dispatch_behind_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="/readyz reports the dispatcher behind once a flow run is owed this long.",
     )
     prefect_timeout_s: float = Field(
         default=10.0, gt=0, description="Timeout of one call to the Prefect API."

@@ -122,7 +122,7 @@ def _resolution(evidence: Evidence) -> list[str]:
     for approval in inc.approvals:
         reason = f': "{approval.reason}"' if approval.reason else ""
         out.append(
-            f"- Approval: {approval.decision} by {approval.approver} at "
+            f"- Approval: {approval.decision} by {approval.attribution} at "
             f"{clock(approval.at)}{reason}"
         )
     for a in inc.actions:

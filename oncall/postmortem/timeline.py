@@ -52,7 +52,9 @@ def build_timeline(evidence: Evidence) -> list[TimelineEntry]:
         reason = f': "{a.reason}"' if a.reason else " (no reason given)"
         entries.append(
             TimelineEntry(
-                at=a.at, text=f"Approval {a.decision} by {a.approver}{reason}", source="incident"
+                at=a.at,
+                text=f"Approval {a.decision} by {a.attribution}{reason}",
+                source="incident",
             )
         )
     entries.extend(_action_entry(a) for a in inc.actions)

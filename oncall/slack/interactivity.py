@@ -10,9 +10,8 @@ Every refusal is an ephemeral answer through the click's ``response_url``.
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
@@ -23,10 +22,13 @@ from fastapi import APIRouter, Request, Response
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 
+from oncall.approval import approval_key
 from oncall.clients.prefect_api import PrefectApi
 from oncall.clients.slack import SlackSettings
 from oncall.errors import NotFoundError, PermanentError, TransientError
+from oncall.intake.bodies import BodyError, load_json
 from oncall.models import utcnow
+from oncall.settings import OncallSettings
 from oncall.slack.approvers import Approvers
 from oncall.slack.blocks import ApprovalButton, mentions
 from oncall.slack.ledger import SlackLedger
@@ -54,13 +56,25 @@ class Click:
 
 
 def parse_click(body: bytes) -> Click | None:
-    """Our button's click out of a ``block_actions`` form body; None for anything else."""
+    """Our button's click out of a ``block_actions`` form body; None for anything else.
+
+    ValueError (a 400) for a body that is not what Slack sends: no ``payload`` field, a
+    payload that is not a JSON object, a user or an action of the wrong shape.
+    """
     form = parse_qs(body.decode("utf-8"))
-    payload: dict[str, Any] = json.loads(form["payload"][0])
+    if "payload" not in form:
+        raise ValueError("no payload field")
+    payload: Any = load_json(form["payload"][0].encode("utf-8"))
+    if not isinstance(payload, dict):
+        raise ValueError("payload is not a JSON object")
     if payload.get("type") != "block_actions":
         return None
-    user = payload["user"]
-    for action in payload.get("actions") or []:
+    user, actions = payload.get("user"), payload.get("actions") or []
+    if not isinstance(user, dict) or not isinstance(user.get("id"), str) or not user["id"]:
+        raise ValueError("payload.user.id is missing")
+    if not isinstance(actions, list) or not all(isinstance(a, dict) for a in actions):
+        raise ValueError("payload.actions is not a list of objects")
+    for action in actions:
         try:
             button = ApprovalButton.parse(str(action.get("action_id")), str(action.get("value")))
         except (ValueError, KeyError, TypeError):
@@ -79,8 +93,12 @@ class SlackInteractivity:
         store: Callable[[], IncidentStore],
         prefect: PrefectApi,
         workers: int = 4,
+        read_body: Callable[[Request], Awaitable[bytes]] | None = None,
+        key: bytes | None = None,
     ) -> None:
         self.settings, self._store, self.prefect = settings, store, prefect
+        self.key = key if key is not None else approval_key(OncallSettings())
+        self.read_body = read_body or _whole_body
         self.slack = bounded_client(settings)
         self.approvers = Approvers(self.slack, settings.approvers)
         secret = settings.signing_secret.get_secret_value() if settings.signing_secret else ""
@@ -95,7 +113,15 @@ class SlackInteractivity:
 
         @router.post(PATH, summary="Slack interactivity (block_actions); signed by Slack.")
         async def interactivity(request: Request) -> Response:
-            body = await request.body()
+            kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+            if kind != "application/x-www-form-urlencoded":
+                return Response(
+                    status_code=415,
+                    content="Slack sends application/x-www-form-urlencoded",
+                    media_type="text/plain",
+                )
+            # Capped before the signature is computed: an unsigned body costs no memory.
+            body = await self.read_body(request)
             status, text = self.receive(body, request.headers)
             return Response(status_code=status, content=text, media_type="text/plain")
 
@@ -114,8 +140,9 @@ class SlackInteractivity:
             return 401, "invalid signature"
         try:
             click = parse_click(body)
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-            return 400, "malformed payload"
+        except (BodyError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            log.warning("refused a signed Slack request: %s", exc)
+            return 400, f"malformed payload: {exc}"
         if click is not None:
             self.pending = [f for f in self.pending if not f.done()]
             self.pending.append(self.executor.submit(self.decide, click))
@@ -152,9 +179,14 @@ class SlackInteractivity:
             who = mentions([earlier.user])
             return f"Already decided: {earlier.decision} by {who} at {earlier.at:%H:%M:%S} UTC."
         try:
-            self.prefect.resume(
+            # Slack signed the request and names the user: a verified decision.
+            self.prefect.decide(
                 UUID(button.flow_run_id),
-                {"approve": button.approve, "approver": click.approver, "reason": "Slack"},
+                self.key,
+                approve=button.approve,
+                approver=click.approver,
+                reason="Slack",
+                channel="slack",
             )
         except TransientError:
             notifier.ledger.release(button.request)
@@ -216,6 +248,10 @@ class SlackInteractivity:
                 )
         except Exception as exc:
             log.warning("could not answer %s: %s", click.approver, exc)
+
+
+async def _whole_body(request: Request) -> bytes:
+    return await request.body()
 
 
 def _verdict(button: ApprovalButton) -> str:

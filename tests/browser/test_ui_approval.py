@@ -1,36 +1,45 @@
-"""A human approves the rollback in the Prefect UI, in a real browser, and it happens.
+"""A human approves the rollback in the Prefect UI, in a real browser.
 
 Playwright drives Debian's Chromium (never a browser Playwright downloads): it opens the
 paused flow run, presses Resume, fills the form Prefect generates from ApprovalDecision and
-submits it. Screenshots are kept under test-artifacts/.
+submits it. Screenshots are kept under test-artifacts/. In a drill that decision counts
+(recorded unverified); under a deployed playbook's policy, a P1 rollback refuses it, the
+run keeps waiting and the form says where to approve instead.
 """
 
 from __future__ import annotations
 
 import re
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Locator, expect, sync_playwright
+from playwright.sync_api import Locator, Page, expect, sync_playwright
+from prefect.client.schemas.objects import FlowRun
 
 from flows.high_api_error_rate import high_api_error_rate
 from flows.naming import incident_run_name_for
+from oncall.approval import approval_key
 from oncall.clients.prefect_api import PrefectApi
+from oncall.guards import GuardPolicy
 from oncall.models import Incident
 from oncall.settings import OncallSettings
 from oncall.store import IncidentStore
+from tests.conftest import requires
 from tests.playbooks.conftest import BLUE, NAMESPACE, FaultedCluster, faulted  # noqa: F401
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 GOOD = "ghcr.io/gremlinsai/backend:1.4.2"
 APPROVER, REASON = "Dana Browser", "1.5.0 spikes 5xx; back to 1.4.2"
+# Each expectation waits for what the UI does after a round trip to the Prefect server
+# (submitting the form resumes the run); on a busy CI machine that takes more than
+# Playwright's default 5 s.
+expect.set_options(timeout=30_000)
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason=f"{CHROMIUM} is absent (Debian package `chromium`)"
-)
+pytestmark = [requires(CHROMIUM.exists(), f"{CHROMIUM} (Debian package chromium)")]
 
 
 class PlaybookThread(threading.Thread):
@@ -51,10 +60,14 @@ class PlaybookThread(threading.Thread):
             self.error = exc
 
 
+@pytest.mark.parametrize("policy", ["drill", "deployed"])
 def test_approval_in_the_prefect_ui_resumes_the_run_and_rolls_back(
     faulted: FaultedCluster,  # noqa: F811
     prefect_api: str,
+    policy: str,
 ) -> None:
+    if policy == "deployed":
+        faulted.config.guard.verified_approver_required = GuardPolicy().verified_approver_required
     playbook = PlaybookThread(faulted)
     playbook.start()
     paused = PrefectApi(prefect_api).wait_for_pause(
@@ -87,6 +100,8 @@ def test_approval_in_the_prefect_ui_resumes_the_run_and_rolls_back(
             page.screenshot(path=str(ARTIFACTS / "ui-approval-form-filled.png"), full_page=True)
             form.get_by_role("button", name="Submit").click()
             expect(form).to_be_hidden()
+            if policy == "deployed":
+                _refused_then_verified(page, prefect_api, paused)
 
             playbook.join(90)
             assert not playbook.is_alive(), "the playbook did not finish after the resume"
@@ -106,7 +121,43 @@ def test_approval_in_the_prefect_ui_resumes_the_run_and_rolls_back(
     assert (after.images, after.revision) == ([GOOD], 4)
     incident = IncidentStore(OncallSettings().store_url).get(Incident.id_for(faulted.alert))
     (approval,) = incident.approvals
-    assert (approval.approver, approval.decision, approval.reason) == (APPROVER, "approved", REASON)
+    assert (approval.approver, approval.decision) == (APPROVER, "approved")
+    if policy == "drill":
+        assert (approval.reason, approval.channel, approval.verified) == (
+            REASON,
+            "Prefect UI",
+            False,
+        )
+    else:
+        assert (approval.channel, approval.verified) == ("slack", True)
+
+
+def _refused_then_verified(page: Page, prefect_api: str, paused: FlowRun) -> None:
+    """The UI decision was refused: the run waits again and its form says why; then a
+    verified approver decides (as the intake does for a Slack click)."""
+    prefect = PrefectApi(prefect_api)
+    first_key = paused.state.state_details.pause_key  # type: ignore[union-attr]
+    deadline = time.monotonic() + 30
+    while True:
+        state = prefect.read_flow_run(paused.id).state
+        if state and state.is_paused() and state.state_details.pause_key != first_key:
+            break
+        assert time.monotonic() < deadline, "the run did not go back to waiting"
+        time.sleep(0.2)
+    page.reload()
+    page.get_by_role("button", name=re.compile(r"^\s*Resume\b")).first.click()
+    form = page.get_by_role("dialog")
+    expect(form.get_by_text("unverified", exact=False).first).to_be_visible()
+    page.screenshot(path=str(ARTIFACTS / "ui-approval-refused.png"), full_page=True)
+    page.keyboard.press("Escape")
+    prefect.decide(
+        paused.id,
+        approval_key(OncallSettings()),
+        approve=True,
+        approver=APPROVER,
+        reason="verified in Slack",
+        channel="slack",
+    )
 
 
 def _field(form: Locator, title: str) -> Locator:

@@ -68,6 +68,12 @@ class Worker:
         assert self._ready.wait(125), f"worker not ready:\n{self.log.read_text()}"
         return self.startup_s
 
+    @property
+    def pid(self) -> int:
+        """The process (and process group) id of the running worker."""
+        assert self.proc is not None, "not launched"
+        return self.proc.pid
+
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 

@@ -245,6 +245,7 @@ def _open_and_escalate(case: Case, oncall_home: Path, prefect_api: str) -> Opene
     return Opened(case, incident.id, due, runs)
 
 
+@pytest.mark.timeout(600)  # eleven playbooks, then waits of a minute: 200 s when loaded
 def test_every_playbooks_timers_fire_after_a_worker_restart_and_stop_on_ack(
     worker: Worker, prefect_api: str, oncall_home: Path, incidents: list[str]
 ) -> None:

@@ -9,14 +9,12 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
@@ -25,12 +23,12 @@ from oncall.alerting import label_fingerprint
 from oncall.intake.app import create_app
 from oncall.intake.settings import IntakeSettings
 from oncall.settings import OncallSettings
-from tests.conftest import free_port
+from tests.conftest import free_port, pg_schema
 
 TOKEN = "intake-test-token-7f3a"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+JSON_AUTH = {**AUTH, "Content-Type": "application/json"}
 ONCALL = str(Path(sys.executable).parent / "oncall")
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def fast_intake(**overrides: Any) -> IntakeSettings:
@@ -94,26 +92,6 @@ def resolved(alert: dict[str, Any]) -> dict[str, Any]:
 def sqlite_url(tmp_path: Path) -> str:
     """A fresh SQLite store."""
     return f"sqlite:///{tmp_path / 'store' / 'oncall.db'}"
-
-
-@contextmanager
-def pg_schema() -> Iterator[str]:
-    """A fresh schema in the shared PostgreSQL database (as a store URL), dropped afterwards."""
-    schema = f"intake_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"{PG_ADMIN}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A store in a fresh PostgreSQL schema."""
-    with pg_schema() as url:
-        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

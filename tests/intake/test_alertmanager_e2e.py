@@ -29,7 +29,7 @@ from oncall.models import IncidentStatus
 from oncall.routing import PlaybookRouter, Route
 from oncall.sandbox import Sandbox
 from oncall.settings import OncallSettings
-from tests.conftest import free_port
+from tests.conftest import free_port, requires
 from tests.intake.conftest import AUTH, TOKEN, Deployments, fast_intake, wait_for
 
 PROMETHEUS = shutil.which("prometheus")
@@ -38,8 +38,8 @@ RULES = Path(__file__).with_name("prometheus_rules.yaml")
 SCALE = 0.01
 
 pytestmark = [
-    pytest.mark.skipif(PROMETHEUS is None, reason="prometheus binary not installed"),
-    pytest.mark.skipif(ALERTMANAGER is None, reason="prometheus-alertmanager binary not installed"),
+    requires(PROMETHEUS is not None, "prometheus"),
+    requires(ALERTMANAGER is not None, "prometheus-alertmanager"),
 ]
 
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 
 from oncall.routing import PlaybookRouter, Route
@@ -159,3 +164,98 @@ def test_resolved_after_the_playbook_finished_starts_the_post_incident_flow(
     ]
     assert post[0]["parameters"] == {"incident_id": incident_id}
     assert post[0]["idempotency_key"] == f"post-incident:{incident_id}"
+
+
+class LockedEveryOtherCreate:
+    """A proxy in front of the real Prefect API that answers every second flow-run creation
+    with the 503 a SQLite-backed Prefect server sends while its database is locked."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream, self.creates, self.refused = upstream.rstrip("/"), 0, 0
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *_: Any) -> None:
+                pass
+
+            def _forward(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                if self.command == "POST" and self.path.endswith("/create_flow_run"):
+                    proxy.creates += 1
+                    if proxy.creates % 2 == 0:
+                        proxy.refused += 1
+                        self.send_response(503)
+                        self.send_header("content-type", "application/json")
+                        self.end_headers()
+                        self.wfile.write(b'{"exception_message": "database is locked"}')
+                        return
+                answer = httpx.request(
+                    self.command,
+                    proxy.upstream + self.path.removeprefix("/api"),
+                    content=body,
+                    headers={"content-type": self.headers.get("content-type", "")},
+                    timeout=30,
+                )
+                self.send_response(answer.status_code)
+                self.send_header("content-type", answer.headers.get("content-type", ""))
+                self.send_header("content-length", str(len(answer.content)))
+                self.end_headers()
+                self.wfile.write(answer.content)
+
+            do_GET = do_POST = do_PATCH = do_DELETE = _forward
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def test_backoff_starts_over_after_every_created_run(
+    make_app: AppFactory,
+    sqlite_url: str,
+    deployments: Deployments,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # 12 runs, every second creation refused: 11 refusals. A backoff that kept growing
+    # across them (0.5, 1, 2, 4, 8, 16, 30, 30 ... s) would need minutes; one that starts
+    # over after each created run waits about 0.5 s per refusal.
+    proxy = LockedEveryOtherCreate(deployments.api_url)
+    app = make_app(
+        sqlite_url,
+        dispatch=True,
+        prefect_api_url=proxy.url,
+        backoff_initial_s=0.5,
+        backoff_max_s=30.0,
+    )
+    try:
+        with TestClient(app) as client:
+            ids = [
+                client.post(
+                    "/v1/alerts/alertmanager", json=am_message(am_alert()), headers=AUTH
+                ).json()["incidents"][0]
+                for _ in range(12)
+            ]
+            with caplog.at_level(logging.WARNING, logger="oncall.intake.dispatcher"):
+                wait_for(
+                    lambda: all(_incident(client, i)["flow_run_id"] for i in ids), 60, "12 runs"
+                )
+    finally:
+        proxy.close()
+    assert proxy.refused >= 10
+    paused = [
+        (float(wait), int(failures))
+        for wait, failures in re.findall(
+            r"dispatch paused ([\d.]+)s \(failure (\d+) since the last created run\)", caplog.text
+        )
+    ]
+    assert len(paused) >= 10, caplog.text
+    # Every wait is exponential in the failures since the last created run (0.5 s * 2^(n-1)
+    # plus up to 0.5 s of jitter), and after each created run it starts over: the proxy's
+    # refusals come one after a creation, so nearly all are first failures. A busy machine
+    # may add a real failure or two of its own (a second one in a row), no more.
+    for wait, failures in paused:
+        assert wait <= 0.5 * 2 ** (failures - 1) + 0.5, paused
+    firsts = [wait for wait, failures in paused if failures == 1]
+    assert len(firsts) >= len(paused) - 2 and len(firsts) >= 9, paused

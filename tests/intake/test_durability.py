@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import httpx
 from fastapi.testclient import TestClient
 
+from oncall.intake.settings import IntakeSettings
 from oncall.prefect_server import start_server, stop_server
 from oncall.settings import OncallSettings
 from tests.conftest import free_port
@@ -39,7 +41,16 @@ def test_burst_while_prefect_is_down_is_dispatched_exactly_once_when_it_is_back(
     try:
         register_deployments(server.api_url)
         stop_server(server_settings)
-        app = make_app(sqlite_url, dispatch=True, prefect_api_url=server.api_url)
+        # The dispatcher's production pacing, not the tests' shortened one.
+        defaults = IntakeSettings()
+        app = make_app(
+            sqlite_url,
+            dispatch=True,
+            prefect_api_url=server.api_url,
+            backoff_initial_s=defaults.backoff_initial_s,
+            backoff_max_s=defaults.backoff_max_s,
+            poll_interval_s=defaults.poll_interval_s,
+        )
         alerts = [am_alert(severity="critical") for _ in range(25)]
         with TestClient(app) as client:
             incident_ids: list[str] = []
@@ -58,13 +69,15 @@ def test_burst_while_prefect_is_down_is_dispatched_exactly_once_when_it_is_back(
                 10,
                 "a failed dispatch attempt",
             )
+            time.sleep(2 * defaults.backoff_max_s)  # an outage long enough to reach the cap
             start_server(server_settings, port=port)
 
             def all_dispatched() -> bool:
                 views = client.get("/v1/incidents?limit=100", headers=AUTH).json()
                 return sum(1 for v in views if v["flow_run_id"]) == len(alerts)
 
-            wait_for(all_dispatched, 60, "every alert dispatched after Prefect came back")
+            # The whole burst within 30 s of Prefect answering again.
+            wait_for(all_dispatched, 30, "every alert dispatched after Prefect came back")
             metrics = client.get("/metrics", headers=AUTH).text
         assert set(_runs_per_incident(server.api_url, incident_ids).values()) == {1}
         assert 'oncall_intake_dispatch_errors_total{error="unreachable"}' in metrics

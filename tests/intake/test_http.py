@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 
 from tests.intake.conftest import (
     AUTH,
+    JSON_AUTH,
     ONCALL,
     TOKEN,
     AppFactory,
@@ -103,28 +104,32 @@ def test_pagerduty_signatures(client: TestClient) -> None:
     body = pd_body()
     url = "/v1/alerts/pagerduty"
     for signature in (None, "v1=deadbeef", pd_sign(body, "other-secret"), pd_sign(body + b" ")):
-        headers = dict(AUTH)
+        headers = dict(JSON_AUTH)
         if signature:
             headers["X-PagerDuty-Signature"] = signature
         response = client.post(url, content=body, headers=headers)
         assert response.status_code == 403, signature
     # During secret rotation PagerDuty sends several signatures: any one matching is enough.
     rotated = f"v1=0000, {pd_sign(body)}"
-    ok = client.post(url, content=body, headers={**AUTH, "X-PagerDuty-Signature": rotated})
+    ok = client.post(url, content=body, headers={**JSON_AUTH, "X-PagerDuty-Signature": rotated})
     assert ok.status_code == 202
     assert ok.json()["new"] == 1
     # The same delivery again (same event.id) is a no-op.
-    again = client.post(url, content=body, headers={**AUTH, "X-PagerDuty-Signature": rotated})
+    again = client.post(url, content=body, headers={**JSON_AUTH, "X-PagerDuty-Signature": rotated})
     assert again.json()["duplicate_event"] is True
     done = pd_body("incident.resolved")
-    gone = client.post(url, content=done, headers={**AUTH, "X-PagerDuty-Signature": pd_sign(done)})
+    gone = client.post(
+        url, content=done, headers={**JSON_AUTH, "X-PagerDuty-Signature": pd_sign(done)}
+    )
     assert gone.json()["resolved"] == 1
     (incident,) = client.get("/v1/incidents", headers=AUTH).json()
     assert incident["alert"]["labels"]["service"] == "checkout"
     assert incident["alert"]["labels"]["pagerduty_incident"] == "Q1ABCDEF"
     assert incident["alert_resolved_at"] is not None
     ack = pd_body("incident.acknowledged")
-    ignored = client.post(url, content=ack, headers={**AUTH, "X-PagerDuty-Signature": pd_sign(ack)})
+    ignored = client.post(
+        url, content=ack, headers={**JSON_AUTH, "X-PagerDuty-Signature": pd_sign(ack)}
+    )
     assert ignored.status_code == 202 and ignored.json()["new"] == 0
 
 
@@ -233,7 +238,7 @@ def test_dead_letters_are_bounded_and_listed_by_the_cli(
     client: TestClient, sqlite_url: str, tmp_path: Path
 ) -> None:
     for i in range(8):
-        client.post("/v1/alerts/generic", content=f'{{"n": {i}'.encode(), headers=AUTH)
+        client.post("/v1/alerts/generic", content=f'{{"n": {i}'.encode(), headers=JSON_AUTH)
     letters = client.get("/v1/dead-letters", headers=AUTH).json()
     assert [json_body["body"] for json_body in letters] == [f'{{"n": {i}' for i in (7, 6, 5, 4, 3)]
     env = {**os.environ, "ONCALL_HOME": str(tmp_path / "home"), "ONCALL_DATABASE_URL": sqlite_url}

@@ -108,6 +108,8 @@ def test_rollback_that_does_not_clear_the_alert_escalates(
     # A threshold no real traffic meets: the verification must fail and say so.
     faulted.config.error_rate_threshold = 1e-9
     faulted.config.verify_timeout_s = 3
+    # Nobody answers the undo offered after the failed verification: do not wait a minute.
+    faulted.config.approval_timeout_s = 15
     state, incident = _run(faulted, prefect_api, {"approve": True, "approver": "jane"})
     assert state.name == "Escalated"
     statuses = [t.status for t in incident.transitions]

@@ -95,6 +95,12 @@ def _reinject(scenario: str) -> Callable[[Sandbox], None]:
     return FAULTS[scenario].inject
 
 
+def _gpu_node_failing(sandbox: Sandbox) -> None:
+    """Ollama's runners offloaded to CPU, and no amount of calm brings them back."""
+    sandbox.world.ollama_recovers = False
+    FAULTS["llm-latency"].inject(sandbox)
+
+
 def _surge(sandbox: Sandbox) -> None:
     """Traffic to cronos-ai keeps climbing, past what the scaled-up deployment serves."""
     service = sandbox.simulated("cronos-ai", "cronos-ai")
@@ -207,11 +213,13 @@ PLAYBOOKS = [
         "high-llm-latency",
         "llm-latency",
         ("restart",),
-        _reinject("llm-latency"),
+        _gpu_node_failing,
         fails_with=("restart", "scale"),
         # A runner the sandbox offloads recovers once it carries < 8 generations/s for 30
-        # simulated seconds (0.3 s here), which the scale-up brings about: re-offloading every
-        # tick stands for a cause that persists whatever the load (a failing GPU node).
+        # simulated seconds (0.3 s here), which the scale-up brings about. The relapse is a
+        # cause that persists whatever the load (a failing GPU node): no recovery, and every
+        # runner, the new ones too, offloaded again. (Re-offloading every 0.05 s alone raced
+        # the sandbox's recovery on each tick and sometimes let the scale-up verify.)
         relapse_every=0.05,
         tune=_no_fallback,
     ),

@@ -77,7 +77,9 @@ def test_postmortem_of_an_approved_rollback_tells_what_happened(
     assert f"rollback `gremlinsai/deployment/{BLUE}`: revision 3 -> 2" in text
     # The approver and the reason, with the time of the approval.
     (approval,) = inc.approvals
-    assert f'approved by {APPROVER} at {_second(approval.at)}: "{REASON}"' in text
+    # Who decided through which channel: the helper resumes as the Prefect UI form does.
+    by = f"{APPROVER} via Prefect UI (unverified)"
+    assert f'approved by {by} at {_second(approval.at)}: "{REASON}"' in text
     # Durations equal the transitions, from the alert's start.
     start = inc.alert.starts_at
     for label, status in [

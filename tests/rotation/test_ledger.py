@@ -4,26 +4,27 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
 from oncall.errors import TransientError
 from oncall.rotation.ledger import HandoffLedger
-
-POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+from tests.conftest import pg_schema
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HandoffLedger]:
-    """A ledger on SQLite and on PostgreSQL."""
-    url = f"sqlite:///{tmp_path / 'oncall.db'}" if request.param == "sqlite" else POSTGRES
-    try:
+    """A ledger on SQLite and on PostgreSQL (a schema of its own)."""
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path / 'oncall.db'}"
+        else:
+            url = stack.enter_context(pg_schema())
         book = HandoffLedger(url)
-    except TransientError as exc:
-        pytest.skip(f"PostgreSQL not available: {exc}")
-    yield book
-    book.close()
+        yield book
+        book.close()
 
 
 def test_a_step_runs_once(ledger: HandoffLedger) -> None:

@@ -133,6 +133,8 @@ def test_approve_in_slack_resumes_the_drill_and_the_message_follows_it(
         "approved",
         "Slack",
     )
+    # Slack signed the click and names the user: a verified decision.
+    assert (approval.channel, approval.verified) == ("slack", True)
 
     # Refused: forged signature, stale timestamp (401); a stranger (ephemeral), run still paused.
     seen = jane.seen
