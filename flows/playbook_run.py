@@ -19,13 +19,15 @@ from prefect.states import Completed, Failed
 
 from flows.naming import incident_run_name
 from oncall.approval import ApprovalDecision
+from oncall.catalog import SecretRef, ServiceEntry
 from oncall.clients import Clients, KubeClient
-from oncall.errors import UnsafeToRemediate
-from oncall.guards import Guard
+from oncall.errors import OncallError, UnsafeToRemediate
+from oncall.guards import Guard, GuardPolicy
 from oncall.models import Action, ActionKind, Alert, Incident, IncidentStatus
 from oncall.observations import ChangePlan, ProbeResult, Verification
 from oncall.playbooks import PlaybookConfig, sla_ladder
 from oncall.settings import OncallSettings
+from oncall.subjects import Subject, SubjectUnresolved
 from tasks.approval import await_approval
 from tasks.dependencies import probe_http, probe_postgres, probe_redis
 from tasks.escalation import cancel_escalations, schedule_escalations
@@ -38,10 +40,13 @@ from tasks.incident import (
     open_incident,
     record_action,
     record_approval,
+    record_subject,
     resolve,
+    tag_subject,
 )
 from tasks.mitigations import apply_plan
 from tasks.postmortem import preserve_workload_evidence, start_post_incident
+from tasks.subjects import resolve_subject, subject_config_maps
 
 P = ParamSpec("P")
 
@@ -56,6 +61,11 @@ class PlaybookRun:
         self.store, self.notifier = self.clients.store, self.clients.notifier
         self.guard = Guard(config.guard, self.store, self.clients.prefect)
         self.incident: Incident = open_incident(self.store, alert, playbook)
+        # Set by work_subject(): what the alert is about, its catalog entry, and why (if so)
+        # nothing of it may be changed.
+        self.subject: Subject | None = None
+        self.entry: ServiceEntry | None = None
+        self.read_only: str | None = None
         _current_run.set(self)
         label_incident_run(self.clients.prefect, self.incident)
         self.notifier.opened(self.incident)
@@ -75,6 +85,73 @@ class PlaybookRun:
         """Seed step 1: acknowledge the alert."""
         self.incident = acknowledge(self.store, self.notifier, self.incident)
 
+    def work_subject(self) -> Subject | None:
+        """Resolve what the alert is about; from here the guard lets only it be changed.
+
+        The subject's catalog entry gives the guard policy (the playbook's own `guard`
+        parameters, where given, override it) and the workloads it may change. A subject in
+        no entry, outside the allowed namespaces or not a workload may only be read: the
+        reason is kept in `read_only`. None when the alert's subject cannot be resolved
+        (labels missing, object gone): the playbook then does the default triage.
+        """
+        alert = self.incident.alert
+        try:
+            subject = resolve_subject(self.kube, alert.labels, self.config.relabel)
+        except SubjectUnresolved as exc:
+            self.record(
+                Action(
+                    kind="subject-unresolved",
+                    target=alert.labels.get("namespace", "") or alert.service,
+                    detail={"reason": str(exc), "labels": alert.labels},
+                )
+            )
+            self.read_only = f"the alert's subject could not be resolved: {exc}"
+            return None
+        self.entry = self.clients.catalog.owner_of(subject, alert.labels)
+        subject = subject.model_copy(
+            update={"catalog_service": self.entry.name if self.entry else None}
+        )
+        self.subject = subject
+        self.incident = record_subject(self.store, self.incident, subject)
+        tag_subject(self.clients.prefect, subject)
+        self.notifier.step(self.incident, f"subject: {subject.describe()}")
+        policy = self._subject_policy(subject)
+        self.guard = Guard(policy, self.store, self.clients.prefect)
+        get_run_logger().info(
+            "%s: %s", subject.ref, self.read_only or f"may change {policy.allowed_targets}"
+        )
+        return subject
+
+    def _subject_policy(self, subject: Subject) -> GuardPolicy:
+        base = self.entry.policy() if self.entry else GuardPolicy()
+        given = self.config.guard  # what the deployment's own parameters say wins
+        base = base.model_copy(update={k: getattr(given, k) for k in given.model_fields_set})
+        if self.entry is None:
+            self.read_only = f"{subject.ref} is in no service of the catalog"
+        elif subject.namespace not in base.allowed_namespaces:
+            self.read_only = (
+                f"{subject.ref} is outside the allowed namespaces {base.allowed_namespaces}"
+            )
+        elif not subject.is_workload:
+            self.read_only = f"{subject.ref} is not a workload a playbook may change"
+        allowed: set[str] = set()
+        if self.read_only is None and self.entry is not None:
+            ns = subject.namespace
+            maps = [*subject_config_maps(self.kube, subject), *self.entry.known_good]
+            allowed = self.entry.may_change(subject) | {f"{ns}/configmap/{m}" for m in maps}
+            if subject.service:
+                allowed.add(f"{ns}/service/{subject.service}")
+        return base.model_copy(update={"allowed_targets": sorted(allowed)})
+
+    def default_triage(self) -> State[Any]:
+        """CRONOS "General Alert Response Flow": a human takes it, with the reason."""
+        alert = self.incident.alert
+        summary = alert.annotations.get("summary") or alert.annotations.get("description") or ""
+        return self.escalate(
+            f"default triage: {self.read_only}; severity {self.incident.severity}: "
+            f"{summary or 'no summary'} ({alert.generator_url or 'no source link'})"
+        )
+
     def record(self, action: Action) -> None:
         """Keep evidence or an action on the incident."""
         self.incident = record_action(self.store, self.incident, action)
@@ -86,21 +163,68 @@ class PlaybookRun:
     def diagnose(self, findings: str, probes: Sequence[ProbeResult], **evidence: Any) -> None:
         """Keep the diagnosis: what it concludes, the dependency probes, the evidence read."""
         detail = {**evidence, "probes": [p.model_dump() for p in probes], "findings": findings}
-        self.record(Action(kind="diagnosis", target=self.config.namespace, detail=detail))
+        target = self.subject.ref if self.subject else self.config.namespace
+        self.record(Action(kind="diagnosis", target=target, detail=detail))
 
     def probe_dependencies(self, http: dict[str, str] | None = None) -> list[Any]:
         """Submit the dependency probes concurrently: PostgreSQL, Redis, HTTP health URLs."""
         timeout = self.settings.probe_timeout_s
         urls = {**self.config.dependency_urls, **(http or {})}
+        if self.entry is not None and self.entry.dependencies:
+            return self._probe_entry_dependencies(urls, timeout)
         return [
             probe_postgres.submit(self.settings.postgres_dsn, timeout),
             probe_redis.submit(self.settings.redis_url, timeout),
             *(probe_http.submit(name, url, timeout) for name, url in urls.items()),
         ]
 
+    def _probe_entry_dependencies(self, urls: dict[str, str], timeout: float) -> list[Any]:
+        """The subject's own dependencies, from its catalog entry; a reference that does not
+        resolve is reported as not probed (never as down, never by its value)."""
+        assert self.entry is not None
+        probing: list[Any] = []
+        for dep in self.entry.dependencies:
+            if dep.kind == "http":
+                urls.setdefault(dep.name, dep.url or "")
+                continue
+            ref = dep.dsn
+            address = self._resolve(ref) if ref is not None else None
+            if address is None:
+                where = ref.describe() if ref is not None else "no address"
+                probing.append(_NotProbed(dep.name, f"not probed: {where} does not resolve"))
+            elif dep.kind == "postgres":
+                probing.append(probe_postgres.submit(address, timeout))
+            else:
+                probing.append(probe_redis.submit(address, timeout))
+        probing += [probe_http.submit(name, url, timeout) for name, url in urls.items()]
+        return probing
+
+    def _resolve(self, ref: SecretRef) -> str | None:
+        """A reference's value: its environment variable (one of the worker's own `ONCALL_`
+        settings falls back to that setting's value), or its Kubernetes Secret's key."""
+        if ref.env:
+            value = ref.from_env()
+            field = ref.env.removeprefix("ONCALL_").lower()
+            if (
+                value is None
+                and ref.env.startswith("ONCALL_")
+                and field in OncallSettings.model_fields
+            ):
+                setting = getattr(self.settings, field)
+                value = setting if isinstance(setting, str) else None
+            return value
+        try:
+            return self.kube.secret_value(
+                ref.namespace or (self.subject.namespace if self.subject else "default"),
+                ref.secret or "",
+                ref.key or "",
+            )
+        except OncallError:
+            return None
+
     def approval(self, kind: ActionKind, text: str) -> tuple[bool, ApprovalDecision | None]:
         """Pause for a human when the guard policy asks for one; (approved?, decision)."""
-        if not self.config.guard.needs_approval(kind):
+        if not self.guard.policy.needs_approval(kind):
             return True, None
         decision, approval = await_approval(
             self.clients.prefect,
@@ -109,7 +233,7 @@ class PlaybookRun:
             self.config.approval_poll_s,
             self.notifier,
             self.incident,
-            verified_required=self.config.guard.needs_verified_approver(
+            verified_required=self.guard.policy.needs_verified_approver(
                 kind, self.incident.severity
             ),
         )
@@ -123,10 +247,11 @@ class PlaybookRun:
     def approval_text(self, findings: str, plan: str) -> str:
         """The approval form's description: incident, findings, dry-run plan."""
         inc = self.incident
+        subject = f"**Subject:** {inc.subject.describe()}\n\n" if inc.subject else ""
         return (
             f"### {inc.title}\n\n"
             f"**Incident** `{inc.id}` · severity {inc.severity} ({inc.severity.label}, "
-            f"respond within {inc.severity.response_target})\n\n"
+            f"respond within {inc.severity.response_target})\n\n{subject}"
             f"**Findings:** {findings}\n\n**Proposed (dry-run plan):** {plan}\n\n"
             "Tick *approve* and give your name to go ahead; leave it unticked to reject "
             "(the incident escalates and nothing changes)."
@@ -192,7 +317,7 @@ class PlaybookRun:
             self.notifier,
             self.incident,
             # Undoing our own change is a rollback of what we did.
-            verified_required=self.config.guard.needs_verified_approver(
+            verified_required=self.guard.policy.needs_verified_approver(
                 ActionKind.ROLLBACK, self.incident.severity
             ),
         )
@@ -202,6 +327,19 @@ class PlaybookRun:
                 self.record(apply_plan(self.kube, self.guard, self.incident, undo, decision))
             except UnsafeToRemediate as exc:
                 self.notifier.step(self.incident, f"undo refused by a guard: {exc}")
+
+
+class _NotProbed:
+    """A dependency whose address did not resolve: it answers like a submitted probe."""
+
+    def __init__(self, name: str, detail: str) -> None:
+        self._result = ProbeResult(
+            name=name, target="-", ok=True, probed=False, latency_ms=0, detail=detail
+        )
+
+    def result(self) -> ProbeResult:
+        """The probe's (non-)result."""
+        return self._result
 
 
 # The PlaybookRun of the flow running in this context, once its incident is open.

@@ -230,8 +230,28 @@ def _explain(exc: ValidationError, raw: Any) -> str:
                 name = "?"
             rest = ".".join(str(p) for p in loc[2:]) or "(entry)"
             where = f"services[{loc[1]}] ({name}): {rest}"
-        lines.append(f"  {where}: {error['msg']}")
+        # The value is echoed only for a choice (a mistyped action kind): never for a field
+        # that could hold a secret pasted inline.
+        given = error.get("input")
+        got = f" (got {given!r})" if error["type"] in ("enum", "literal_error") else ""
+        lines.append(f"  {where}: {error['msg']}{got}")
     return "\n".join(lines)
+
+
+def is_sandbox(kubeconfig: Path) -> bool:
+    """True when ``kubeconfig`` points at the project's local sandbox cluster."""
+    try:
+        config: Any = yaml.safe_load(Path(kubeconfig).read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return False
+    if not isinstance(config, dict) or config.get("current-context") != "sandbox":
+        return False
+    servers = [
+        str((c.get("cluster") or {}).get("server", ""))
+        for c in config.get("clusters") or []
+        if isinstance(c, dict) and c.get("name") == "sandbox"
+    ]
+    return any(s.startswith(("http://127.0.0.1:", "https://127.0.0.1:")) for s in servers)
 
 
 def load_catalog(path: Path | None, sandbox: bool) -> ServiceCatalog:
@@ -249,5 +269,6 @@ __all__ = [
     "ServiceCatalog",
     "ServiceEntry",
     "SubjectKind",
+    "is_sandbox",
     "load_catalog",
 ]

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from oncall.catalog_cli import app as services_app
 from oncall.errors import OncallError
 from oncall.intake.cli import app as intake_app
 from oncall.intake.cli import serve, warn_if_open
@@ -29,6 +30,7 @@ app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(intake_app, name="intake")
 app.command("serve")(serve)
 app.add_typer(rotation_app, name="rotation")
+app.add_typer(services_app, name="services")
 app.command("postmortem")(postmortem)
 
 console = Console()
@@ -68,13 +70,27 @@ def drill(
     intake_url: Annotated[
         str, typer.Option(help="Intake of the running stack (with --stack).")
     ] = "http://127.0.0.1:8080",
+    target: Annotated[
+        str | None,
+        typer.Option(
+            help="With --stack: drill your own workload NS/KIND/NAME of the stack's sandbox "
+            "(a bad release, then the KubePodCrashLooping alert for one of its pods)."
+        ),
+    ] = None,
+    fault: Annotated[
+        str, typer.Option(help="With --target: the fault (bad-release).")
+    ] = "bad-release",
 ) -> None:
     """Run a drill: fault into the sandbox, alert fires, playbook runs; exit 0 if resolved."""
     from oncall.drill import render_summary, run_drill
     from oncall.prefect_server import ensure_server
     from oncall.sandbox import SCENARIOS
 
-    if scenario not in SCENARIOS:
+    if target is not None and not stack:
+        raise _fail("--target drills a workload of a running stack: add --stack", 2)
+    if target is not None and fault != "bad-release":
+        raise _fail(f"--fault {fault!r}: only bad-release works on any workload", 2)
+    if target is None and scenario not in SCENARIOS:
         raise _fail(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}", 2)
     settings = OncallSettings()
     configured = _configured_prefect_api()
@@ -86,7 +102,19 @@ def drill(
     how = "started" if server.started else "already running"
     console.print(f"[bold]Prefect server[/] {how} at {server.ui_url}")
     try:
-        if stack:
+        if stack and target is not None:
+            from oncall.stack_drill import run_target_drill
+
+            result = run_target_drill(
+                settings,
+                server.api_url,
+                console,
+                target,
+                intake_url,
+                auto_approve,
+                approver or "drill auto-approve",
+            )
+        elif stack:
             from oncall.stack_drill import run_stack_drill
 
             result = run_stack_drill(

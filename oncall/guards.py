@@ -27,6 +27,12 @@ class GuardPolicy(BaseModel):
     allowed_namespaces: list[str] = Field(
         default_factory=list, description="Namespaces the playbook may change."
     )
+    allowed_targets: list[str] | None = Field(
+        default=None,
+        description="`namespace/kind/name` of the only objects the playbook may change (the "
+        "alert's subject and the workloads its catalog entry lists); None: any object in the "
+        "allowed namespaces.",
+    )
     max_replicas: int = Field(default=10, ge=1, description="Replica cap for any scale-up.")
     budget_per_hour: dict[ActionKind, int] = Field(
         default_factory=lambda: {
@@ -83,6 +89,15 @@ class Guard:
                 f"namespace {namespace!r} is not in the allow-list {self.policy.allowed_namespaces}"
             )
 
+    def check_target(self, namespace: str, target: str) -> None:
+        """Refuse a change to anything but the alert's subject and its service's workloads."""
+        allowed = self.policy.allowed_targets
+        if allowed is not None and f"{namespace}/{target}" not in allowed:
+            raise UnsafeToRemediate(
+                f"{namespace}/{target} is neither the alert's subject nor a workload of its "
+                f"service (may change: {', '.join(sorted(allowed)) or 'nothing'})"
+            )
+
     def check_replicas(self, replicas: int) -> None:
         """Refuse a scale beyond the cap."""
         if replicas > self.policy.max_replicas:
@@ -136,9 +151,11 @@ class Guard:
         kind: ActionKind,
         incident_id: str,
         approval: ApprovalDecision | None,
+        target: str,
     ) -> Iterator[bool]:
         """Run one action under every guard; yields False when only a dry run is allowed."""
         self.check_namespace(namespace)
+        self.check_target(namespace, target)
         self.check_approval(kind, approval)
         if self.policy.dry_run:
             yield False

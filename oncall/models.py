@@ -19,6 +19,8 @@ from pydantic import (
     model_validator,
 )
 
+from oncall.subjects import Subject
+
 # Alertmanager sends this for an alert that is still firing.
 ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)
 
@@ -329,6 +331,9 @@ class Incident(BaseModel):
     transitions: list[Transition] = Field(default_factory=list)
     actions: list[Action] = Field(default_factory=list)
     approvals: list[Approval] = Field(default_factory=list)
+    subject: Subject | None = Field(
+        default=None, description="What the alert is about, resolved against the cluster."
+    )
 
     @staticmethod
     def id_for(alert: Alert) -> str:
@@ -347,4 +352,11 @@ class Incident(BaseModel):
     @property
     def title(self) -> str:
         """A one-line title: severity, alert, service."""
-        return f"[{self.severity}] {self.alert.name} on {self.alert.service}"
+        return f"[{self.severity}] {self.alert.name} on {self.service}"
+
+    @property
+    def service(self) -> str:
+        """The owning service: the catalog's for the subject, else the alert's label."""
+        if self.subject is not None and self.subject.catalog_service:
+            return self.subject.catalog_service
+        return self.alert.service

@@ -112,14 +112,17 @@ class ProbeResult(BaseModel):
 
     name: str
     target: str
-    ok: bool
+    ok: bool = Field(description="False only for a dependency probed and found down.")
     latency_ms: float
     detail: str = ""
+    probed: bool = Field(default=True, description="False: its address did not resolve.")
 
 
 def probes_summary(probes: list[ProbeResult]) -> str:
     """`postgresql up, redis DOWN, ...`: one line for findings and approval forms."""
-    return ", ".join(f"{p.name} {'up' if p.ok else 'DOWN'}" for p in probes)
+    return ", ".join(
+        f"{p.name} {'not probed' if not p.probed else 'up' if p.ok else 'DOWN'}" for p in probes
+    )
 
 
 class ErrorRateSample(BaseModel):

@@ -60,6 +60,11 @@ class PlaybookConfig(BaseModel):
     verify_timeout_s: float = Field(
         default=600, gt=0, description="Give up verifying (and escalate) after this long."
     )
+    relabel: dict[str, str] = Field(
+        default_factory=dict,
+        description="Alert label -> standard subject label (deployment, statefulset, pod, "
+        "service, ...), for alerts that name their subject differently.",
+    )
     dependency_urls: dict[str, str] = Field(
         default_factory=dict,
         description="HTTP health endpoints of dependencies to probe (name -> URL).",
@@ -197,12 +202,21 @@ class HighLatencyConfig(CronosConfig):
 
 
 class PodCrashLoopConfig(CronosConfig):
-    """CRONOS "Common Issues: Pod Crash Loop"."""
+    """CRONOS "Common Issues: Pod Crash Loop", on the workload the alert names."""
 
-    config_map: str = Field(default="cronos-ai-config", description="The app's ConfigMap.")
+    guard: GuardPolicy = Field(
+        default_factory=GuardPolicy,
+        description="Overrides of the subject's catalog guard policy: only the fields given "
+        "here replace the entry's (allowed_namespaces come from the entry unless given).",
+    )
+
+    config_map: str = Field(
+        default="cronos-ai-config", description="The ConfigMap `known_good` is about."
+    )
     known_good: dict[str, str] = Field(
-        default_factory=lambda: {"CACHE_TTL_SECONDS": "300"},
-        description="Last known-good values of the ConfigMap keys (the fix to apply).",
+        default_factory=dict,
+        description="Known-good values of `config_map`'s keys, overriding the catalog "
+        "entry's `known_good` (the fix to apply); empty: the catalog's.",
     )
 
 

@@ -17,12 +17,14 @@ import httpx
 import yaml
 from rich.console import Console
 
+from oncall.alerting import label_fingerprint
+from oncall.clients.kube import KubeClient
 from oncall.clients.prefect_api import PrefectApi
 from oncall.clients.service_urls import services_file
 from oncall.drill import AutoApprover, DrillResult
 from oncall.drill_catalog import plan_drill
 from oncall.errors import PermanentError
-from oncall.models import Incident, IncidentStatus
+from oncall.models import ZERO_TIME, AlertmanagerWebhook, Incident, IncidentStatus, utcnow
 from oncall.settings import OncallSettings
 from oncall.stack import intake_token
 from oncall.store import IncidentStore
@@ -73,6 +75,12 @@ def run_stack_drill(
     console.print(f"[bold red]Fault[/] in the stack's sandbox: {injected['fault']}")
     scale = settings.sandbox_time_scale
     message = drill.rule.wait_until_firing(timeout_s=max(60.0, 1200 * scale))
+    incident_id = _post_alert(settings, intake_url, message)
+    console.print(f"[bold red]FIRING[/] {drill.rule.name}: intake accepted incident {incident_id}")
+    return _follow(settings, api_url, console, incident_id, auto_approve, approver, timeout_s)
+
+
+def _post_alert(settings: OncallSettings, intake_url: str, message: AlertmanagerWebhook) -> str:
     token = intake_token(settings)
     response = httpx.post(
         f"{intake_url.rstrip('/')}/v1/alerts/alertmanager",
@@ -82,8 +90,100 @@ def run_stack_drill(
     )
     if response.status_code != 202:
         raise PermanentError(f"intake answered {response.status_code}: {response.text}")
-    incident_id = response.json()["incidents"][0]
-    console.print(f"[bold red]FIRING[/] {drill.rule.name}: intake accepted incident {incident_id}")
+    return str(response.json()["incidents"][0])
+
+
+def run_target_drill(
+    settings: OncallSettings,
+    api_url: str,
+    console: Console,
+    target: str,
+    intake_url: str,
+    auto_approve: bool,
+    approver: str,
+    timeout_s: float = 900,
+) -> DrillResult:
+    """A bad release of any workload of the stack's sandbox, the `KubePodCrashLooping` alert
+    kube-prometheus-stack would send for one of its pods, and the routed playbook's run."""
+    sandbox = RemoteSandbox(settings.home)
+    try:
+        namespace, kind, name = target.split("/")
+    except ValueError as exc:
+        raise PermanentError(f"--target {target!r}: expected NAMESPACE/KIND/NAME") from exc
+    response = httpx.post(
+        f"{sandbox.api_url}/sandbox/v1/faults/bad-release", json={"target": target}, timeout=30
+    )
+    if response.status_code != 200:
+        raise PermanentError(f"sandbox refused the fault: {response.text}")
+    console.print(f"[bold red]Fault[/] {target} rolls out {response.json()['image']}")
+    kube = KubeClient(settings.home / "sandbox" / "kubeconfig")
+    try:
+        pod = _crash_looping_pod(kube, namespace, kind, name, time.monotonic() + 120)
+    finally:
+        kube.close()
+    console.print(f"{pod} is in CrashLoopBackOff")
+    labels = {
+        "alertname": "KubePodCrashLooping",
+        "severity": "warning",
+        "namespace": namespace,
+        "pod": pod,
+        "job": "kube-state-metrics",
+    }
+    message = AlertmanagerWebhook.model_validate(
+        {
+            "version": "4",
+            "groupKey": '{}:{alertname="KubePodCrashLooping"}',
+            "status": "firing",
+            "receiver": "oncall",
+            "groupLabels": {"alertname": "KubePodCrashLooping"},
+            "commonLabels": labels,
+            "commonAnnotations": {},
+            "externalURL": "http://127.0.0.1:9093",
+            "alerts": [
+                {
+                    "status": "firing",
+                    "labels": labels,
+                    "annotations": {"summary": f"Pod {namespace}/{pod} is crash looping."},
+                    "startsAt": utcnow().isoformat(),
+                    "endsAt": ZERO_TIME.isoformat(),
+                    "fingerprint": label_fingerprint(labels),
+                }
+            ],
+        }
+    )
+    incident_id = _post_alert(settings, intake_url, message)
+    console.print(
+        f"[bold red]FIRING[/] KubePodCrashLooping: intake accepted incident {incident_id}"
+    )
+    return _follow(settings, api_url, console, incident_id, auto_approve, approver, timeout_s)
+
+
+def _crash_looping_pod(
+    kube: KubeClient, namespace: str, kind: str, name: str, deadline: float
+) -> str:
+    workload = kube._workload(namespace, kind, name)
+    selector = (workload["spec"].get("selector") or {}).get("matchLabels") or {}
+    while True:
+        looping = [
+            p.name for p in kube.pods(namespace, selector) if p.waiting_reason == "CrashLoopBackOff"
+        ]
+        if looping:
+            return looping[0]
+        if time.monotonic() > deadline:
+            raise PermanentError(f"{namespace}/{kind}/{name}: no pod crash-looped within 120 s")
+        time.sleep(0.5)
+
+
+def _follow(
+    settings: OncallSettings,
+    api_url: str,
+    console: Console,
+    incident_id: str,
+    auto_approve: bool,
+    approver: str,
+    timeout_s: float,
+) -> DrillResult:
+    """Watch the incident's playbook run to its end (approving it with --auto-approve)."""
     prefect = PrefectApi(api_url)
     store = IncidentStore(settings.store_url)
     approving: AutoApprover | None = None

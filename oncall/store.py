@@ -24,6 +24,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from oncall.errors import NotFoundError, PermanentError, TransientError
 from oncall.models import Action, Approval, Incident, IncidentStatus, Transition, utcnow
+from oncall.subjects import Subject
 
 metadata = MetaData()
 
@@ -196,6 +197,14 @@ class IncidentStore:
                 inc.acknowledged_by = who
 
         return self._update(incident_id, _ack)
+
+    def set_subject(self, incident_id: str, subject: Subject) -> Incident:
+        """Record what the alert is about, as the playbook resolved it."""
+
+        def _set(inc: Incident) -> None:
+            inc.subject = subject
+
+        return self._update(incident_id, _set)
 
     def attach_flow_run(self, incident_id: str, flow_run_id: str) -> Incident:
         """Link the incident to the Prefect flow run working it."""

@@ -12,6 +12,7 @@ from oncall.errors import NotFoundError
 from oncall.models import Action, Alert, Approval, Incident, IncidentStatus, Severity
 from oncall.retrying import retry_if_transient
 from oncall.store import IncidentStore
+from oncall.subjects import Subject
 
 # Store writes are idempotent per call and retried while the database is unreachable.
 store_task = task(
@@ -58,11 +59,24 @@ def label_incident_run(prefect: PrefectApi, incident: Incident) -> None:
             run_id,  # type: ignore[arg-type]
             [
                 f"severity:{incident.severity}",
-                f"service:{incident.alert.service}",
+                f"service:{incident.service}",
                 f"incident:{incident.id}",
                 f"alert:{incident.alert.name}",
             ],
         )
+
+
+@store_task
+def record_subject(store: IncidentStore, incident: Incident, subject: Subject) -> Incident:
+    """Keep what the alert is about on the incident (Slack, approval form, postmortem)."""
+    return store.set_subject(incident.id, subject)
+
+
+def tag_subject(prefect: PrefectApi, subject: Subject) -> None:
+    """Tag the flow run with its subject, so the UI's run list says what it worked on."""
+    run_id = flow_run.get_id()
+    if run_id:
+        prefect.add_tags(run_id, [f"subject:{subject.ref}"])  # type: ignore[arg-type]
 
 
 @store_task

@@ -9,6 +9,7 @@ from prefect.cache_policies import NO_CACHE
 from oncall.approval import ApprovalDecision
 from oncall.clients.kube import KubeClient
 from oncall.clients.service_admin import ServiceAdmin
+from oncall.clients.workload_history import RevisionCandidate
 from oncall.errors import UnsafeToRemediate
 from oncall.guards import Guard
 from oncall.models import Action, ActionKind, Incident, utcnow
@@ -49,6 +50,52 @@ def plan_restart(kube: KubeClient, namespace: str, deployment: str) -> ChangePla
             note="rolling restart; the pod template is stamped with restartedAt",
         )
     )
+
+
+@plan_task
+def plan_workload_restart(kube: KubeClient, namespace: str, kind: str, name: str) -> ChangePlan:
+    """Dry-run `kubectl rollout restart` of any workload: every pod replaced."""
+    if kind == "deployment":
+        return plan_restart.fn(kube, namespace, name)
+    pods = kube.pods(namespace, _selector(kube._workload(namespace, kind, name)))
+    return _publish(
+        ChangePlan(
+            kind=ActionKind.RESTART,
+            namespace=namespace,
+            target=f"{kind}/{name}",
+            before={"pods": [p.name for p in pods]},
+            after={"pods": f"{len(pods)} new pods"},
+            note="rolling restart; the pod template is stamped with restartedAt",
+        )
+    )
+
+
+def _selector(workload: dict[str, object]) -> dict[str, str]:
+    spec = workload.get("spec")
+    selector = spec.get("selector") if isinstance(spec, dict) else None
+    labels = selector.get("matchLabels") if isinstance(selector, dict) else None
+    return dict(labels) if isinstance(labels, dict) else {}
+
+
+@plan_task
+def plan_revision_rollback(kube: KubeClient, candidate: RevisionCandidate) -> ChangePlan:
+    """Dry-run `kubectl rollout undo --to-revision` to the last revision that differed."""
+    ns, kind, name = candidate.namespace, candidate.kind, candidate.name
+    if kind == "deployment":
+        rollback = kube.plan_rollback(ns, name, candidate.revision)
+        if rollback.no_op:
+            raise UnsafeToRemediate(rollback.describe())
+        plan = rollback.as_change()
+    else:
+        plan = ChangePlan(
+            kind=ActionKind.ROLLBACK,
+            namespace=ns,
+            target=f"{kind}/{name}",
+            before={"revision": candidate.current_revision, "images": candidate.current_images},
+            after={"revision": candidate.revision, "images": candidate.images},
+        )
+    changes = "; ".join(candidate.differences)
+    return _publish(plan.model_copy(update={"note": f"back to what ran before: {changes}"}))
 
 
 @plan_task
@@ -151,8 +198,9 @@ def apply_plan(
     name = plan.target.split("/", 1)[1]
     log = get_run_logger()
     with guard.remediation(
-        service=incident.alert.service,
+        service=incident.service,
         namespace=plan.namespace,
+        target=plan.target,
         kind=plan.kind,
         incident_id=incident.id,
         approval=approval,
@@ -164,8 +212,13 @@ def apply_plan(
             return Action(
                 kind=plan.kind, target=plan.target, detail=plan.model_dump(), dry_run=True
             )
-        if plan.kind == ActionKind.RESTART:
+        kind = plan.target.split("/", 1)[0]
+        if plan.kind == ActionKind.RESTART and kind == "deployment":
             kube.restart(plan.namespace, name, utcnow())
+        elif plan.kind == ActionKind.RESTART:
+            kube.restart_workload(plan.namespace, kind, name, utcnow())
+        elif plan.kind == ActionKind.SCALE and kind == "statefulset":
+            kube.scale_statefulset(plan.namespace, name, int(plan.after["replicas"]))
         elif plan.kind == ActionKind.SCALE:
             kube.scale(plan.namespace, name, int(plan.after["replicas"]))
         elif plan.kind in (ActionKind.SET_ENV, ActionKind.FALLBACK):
@@ -194,6 +247,22 @@ def apply_plan(
 
 def _roll_back(kube: KubeClient, plan: ChangePlan, name: str) -> None:
     """`kubectl rollout undo --to-revision`, refused if the cluster moved since the plan."""
+    kind = plan.target.split("/", 1)[0]
+    if kind != "deployment":
+        # ControllerRevisions: the newest is the current one.
+        history = kube.controller_revisions(plan.namespace, kind, name)
+        current = max((int(r.get("revision", 0)) for r in history), default=0)
+        if current != int(plan.before["revision"]):
+            raise UnsafeToRemediate(
+                f"{plan.namespace}/{plan.target} moved to revision {current} since the plan "
+                f"was approved (planned from {plan.before['revision']})"
+            )
+        undo = kube.rollout_undo_workload(plan.namespace, kind, name, int(plan.after["revision"]))
+        if undo.skipped:
+            raise UnsafeToRemediate(
+                f"{plan.namespace}/{plan.target} already runs revision {undo.revision}"
+            )
+        return
     rollback = kube.plan_rollback(plan.namespace, name, int(plan.after["revision"]))
     if rollback.current_revision != int(plan.before["revision"]):
         raise UnsafeToRemediate(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
@@ -55,3 +57,26 @@ def wait_for_rollout(
         "complete" if health.rollout_complete else "NOT complete",
     )
     return health
+
+
+@task(
+    cache_policy=NO_CACHE,
+    retries=3,
+    retry_delay_seconds=[1, 2, 4],
+    retry_condition_fn=retry_if_transient,
+)
+def wait_for_workload(
+    kube: KubeClient, namespace: str, kind: str, name: str, timeout_s: float
+) -> bool:
+    """Watch any workload's rollout finish, like `kubectl rollout status`; True if it did."""
+    if kind == "deployment":
+        health = wait_for_rollout.fn(kube, namespace, name, timeout_s)
+        return health.rollout_complete
+    deadline = time.monotonic() + timeout_s
+    while not kube.workload_ready(namespace, kind, name):
+        if time.monotonic() > deadline:
+            get_run_logger().info("%s/%s/%s: rollout NOT complete", namespace, kind, name)
+            return False
+        time.sleep(0.2)
+    get_run_logger().info("%s/%s/%s: rollout complete", namespace, kind, name)
+    return True

@@ -12,7 +12,7 @@ from oncall.clients.kube import KubeClient
 from oncall.clients.metrics import ServiceMetrics
 from oncall.clients.probes import probe_http
 from oncall.errors import TransientError
-from oncall.observations import Verification
+from oncall.observations import PodSummary, Verification
 
 
 def _consecutive(
@@ -128,19 +128,35 @@ def verify_pods_ready(
     checks: int,
     interval_s: float,
     timeout_s: float,
+    kind: str = "deployment",
 ) -> Verification:
     """Pass when every pod is ready, none waits in a back-off, and restarts stop rising."""
     last: dict[str, int] = {}
 
+    def pods_and_missing() -> tuple[list[PodSummary], int]:
+        if kind == "deployment":
+            health = kube.health(namespace, deployment)
+            return health.pods, max(0, health.replicas - health.ready_replicas)
+        workload = kube._workload(namespace, kind, deployment)
+        selector = (workload["spec"].get("selector") or {}).get("matchLabels") or {}
+        pods = kube.pods(namespace, selector)
+        status = workload.get("status") or {}
+        want = int(
+            workload["spec"].get("replicas", 1)
+            if kind == "statefulset"
+            else status.get("desiredNumberScheduled", len(pods))
+        )
+        return pods, max(0, want - sum(1 for p in pods if p.ready))
+
     def not_ready() -> float:
-        health = kube.health(namespace, deployment)
+        pods, missing = pods_and_missing()
         bad = sum(
             1
-            for p in health.pods
+            for p in pods
             if not p.ready or p.waiting_reason or p.restarts > last.get(p.name, p.restarts)
         )
-        last.update({p.name: p.restarts for p in health.pods})
-        return float(bad + max(0, health.replicas - health.ready_replicas))
+        last.update({p.name: p.restarts for p in pods})
+        return float(bad + missing)
 
     return _consecutive(
         not_ready,

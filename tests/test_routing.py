@@ -25,7 +25,7 @@ def _alert(name: str, **labels: str) -> Alert:
     [
         (_alert("HighApiErrorRate", severity="critical"), "high-api-error-rate/gremlinsai"),
         (_alert("WeaviateDown"), "weaviate-down/gremlinsai"),
-        (_alert("KubePodCrashLooping", namespace="cronos-ai"), "pod-crash-loop/cronos-ai"),
+        (_alert("KubePodCrashLooping", namespace="cronos-ai"), "pod-crash-loop/default"),
         (_alert("DBConnectionPoolExhausted"), "db-pool-exhausted/cronos-ai"),
         (_alert("SomethingOdd", severity="P3"), "minor-issue/cronos-ai"),
         (_alert("NeverHeardOfIt"), "default-triage/default"),

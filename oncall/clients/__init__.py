@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from oncall.clients.kube import KubeClient
 from oncall.clients.notify import LogNotifier, Notifications, build_notifier
 from oncall.clients.prefect_api import PrefectApi
 from oncall.settings import OncallSettings
 from oncall.store import IncidentStore
+
+if TYPE_CHECKING:
+    from oncall.catalog import ServiceCatalog
 
 
 @dataclass
@@ -26,7 +31,20 @@ class Clients:
     @cached_property
     def kube(self) -> KubeClient:
         """The cluster the playbooks remediate (the sandbox's unless configured)."""
-        return KubeClient(self.settings.kubeconfig or self.settings.sandbox_kubeconfig)
+        return KubeClient(self.kubeconfig)
+
+    @property
+    def kubeconfig(self) -> Path:
+        """The kubeconfig of the cluster the playbooks remediate."""
+        return self.settings.kubeconfig or self.settings.sandbox_kubeconfig
+
+    @cached_property
+    def catalog(self) -> ServiceCatalog:
+        """The service catalog; against the sandbox without a file, the two seeds' entries."""
+        from oncall.catalog import is_sandbox, load_catalog  # it imports the guards, which
+        # import a client: not at module level
+
+        return load_catalog(self.settings.services_file, is_sandbox(self.kubeconfig))
 
     @cached_property
     def prefect(self) -> PrefectApi:

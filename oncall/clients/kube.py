@@ -6,6 +6,7 @@ by its revision annotation and JSON-patches the Deployment's pod template.
 
 from __future__ import annotations
 
+import base64
 import copy
 import time
 from collections.abc import Callable
@@ -427,6 +428,17 @@ class KubeClient:
         )
         phase: str = obj.get("status", {}).get("phase", "Unknown")
         return phase
+
+    def secret_value(self, namespace: str, name: str, key: str) -> str:
+        """One key of a Secret, decoded (never logged); NotFoundError when it has none."""
+        secret = self._raw(
+            f"get secret {namespace}/{name}",
+            lambda: self.core.read_namespaced_secret(name, namespace, _request_timeout=T_OUT),
+        )
+        value = (secret.get("data") or {}).get(key)
+        if value is None:
+            raise NotFoundError(f"secret {namespace}/{name} has no key {key!r}")
+        return base64.b64decode(value).decode()
 
     # StatefulSets and DaemonSets
 

@@ -36,7 +36,7 @@ def title(evidence: Evidence) -> str:
     """`Incident Post-Mortem: [Date] - [Brief Description]` (the seed's title line)."""
     inc = evidence.incident
     day = inc.alert.starts_at.strftime("%Y-%m-%d")
-    return f"Incident Post-Mortem: {day} - {inc.alert.name} on {inc.alert.service} ({inc.id})"
+    return f"Incident Post-Mortem: {day} - {inc.alert.name} on {inc.service} ({inc.id})"
 
 
 def _header(evidence: Evidence) -> list[str]:
@@ -67,6 +67,7 @@ def _summary(evidence: Evidence, t: ResponseTimes) -> list[str]:
         "",
         f"- **Incident**: `{inc.id}` {inc.title}, worked by playbook `{inc.playbook or '-'}`",
         f"- **Duration**: {duration}",
+        *([f"- **Subject**: `{inc.subject.describe()}`"] if inc.subject else []),
         f"- **Severity**: {sev} ({sev.label}): acknowledge within "
         f"{fmt_target(sev.response_target)}, resolve within {fmt_target(sev.resolution_target)}",
         f"- **Impact**: measured by the {measured}. Customer impact: {TO_WRITE}",

@@ -122,3 +122,32 @@ def status(
         console.print_json(data=document)
     else:
         _render(document)
+
+
+@app.command()
+def fault(
+    kind: Annotated[str, typer.Argument(help="The fault: bad-release.")],
+    target: Annotated[
+        str, typer.Option(help="The workload, NS/KIND/NAME (deployment, statefulset, daemonset).")
+    ],
+) -> None:
+    """Fault any workload of the running sandbox: bad-release rolls out a crashing build."""
+    if kind != "bad-release":
+        console.print(f"[red]Unknown fault {kind!r}[/]: only bad-release works on any workload.")
+        raise typer.Exit(2)
+    state = _state_file(OncallSettings().home)
+    if not state.exists():
+        console.print("No sandbox is running (start one with `oncall sandbox up`).")
+        raise typer.Exit(1)
+    api_url = json.loads(state.read_text())["api_url"]
+    try:
+        response = httpx.post(
+            f"{api_url}/sandbox/v1/faults/bad-release", json={"target": target}, timeout=10
+        )
+    except httpx.HTTPError as exc:
+        console.print(f"[red]The sandbox at {api_url} does not answer:[/] {exc}")
+        raise typer.Exit(1) from exc
+    if response.status_code >= 400:
+        console.print(f"[red]Refused:[/] {response.json().get('message', response.text)}")
+        raise typer.Exit(1)
+    console.print(f"{target} now rolls out {response.json()['image']}, which crashes at start.")

@@ -195,3 +195,34 @@ FAULTS: dict[str, Fault] = {
     ),
     "minor": Fault(_flaky_reports, lambda sb: sb.world.db.flaky(), lambda sb: sb.world.db.flaky()),
 }
+
+
+_WORKLOAD_PLURALS = {
+    "deployment": "deployments",
+    "statefulset": "statefulsets",
+    "daemonset": "daemonsets",
+}
+
+
+def bad_release(sb: Sandbox, namespace: str, kind: str, name: str) -> str:
+    """Roll out a crashing build of any workload's first container, as a bad CD push would.
+
+    The new image (the current tag with `-broken`) exits 1 at start with an ImportError, so
+    the workload's new pods crash-loop while its earlier revision stays good. Returns it.
+    """
+    plural = _WORKLOAD_PLURALS.get(kind)
+    if plural is None:
+        raise ValueError(f"{kind}: a bad release needs a deployment, statefulset or daemonset")
+    obj = sb.store.get(plural, namespace, name)
+    container = obj["spec"]["template"]["spec"]["containers"][0]
+    image = str(container["image"])
+    tagged = ":" in image.rsplit("/", 1)[-1]
+    broken = f"{image}-broken" if tagged else f"{image}:broken"
+    sb.world.broken_images.add(broken)
+    patch = {
+        "spec": {
+            "template": {"spec": {"containers": [{"name": container["name"], "image": broken}]}}
+        }
+    }
+    _api(sb, f"/apis/apps/v1/namespaces/{namespace}/{plural}/{name}", patch, STRATEGIC_MERGE_PATCH)
+    return broken

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -176,7 +177,35 @@ class Sandbox:
                 raise ApiError(409, "Conflict", "this sandbox runs no scenario")
             self.inject_fault()
             return {"injected": self.scenario_info.name, "fault": self.scenario_info.fault}
+        if method == "POST" and path.rstrip("/") == "/sandbox/v1/faults/bad-release":
+            # `oncall sandbox fault bad-release --target NS/KIND/NAME`: any team's workload.
+            return self._bad_release(body)
         raise ApiError(404, "NotFound", f"no sandbox endpoint {method} {path}")
+
+    def release_broken(self, target: str) -> bool:
+        """True while NS/KIND/NAME still runs a build a bad-release fault broke."""
+        namespace, kind, name = target.split("/")
+        try:
+            obj = self.store.get(f"{kind}s", namespace, name)
+        except ApiError:
+            return False
+        images = {c["image"] for c in obj["spec"]["template"]["spec"]["containers"]}
+        return bool(images & self.world.broken_images)
+
+    def _bad_release(self, body: bytes) -> Obj:
+        from oncall.sandbox.faults import bad_release
+
+        try:
+            target = str(json.loads(body or b"{}")["target"])
+            namespace, kind, name = target.split("/")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ApiError(400, "BadRequest", 'expected {"target": "NS/KIND/NAME"}') from exc
+        try:
+            image = bad_release(self, namespace, kind, name)
+        except ValueError as exc:
+            raise ApiError(400, "BadRequest", str(exc)) from exc
+        self.world.injected[f"bad-release {target}"] = f"{target} rolled out {image}"
+        return {"target": target, "image": image}
 
     def _reconcile(self) -> None:
         self._kubelet.reconcile()  # time-driven: container starts, probes, restarts

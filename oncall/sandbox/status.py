@@ -26,7 +26,15 @@ def status_of(sb: Sandbox, service_urls: dict[str, str]) -> Obj:
     """`GET /sandbox/v1/status`."""
     spec = sb.scenario_info
     faults = [
-        {"scenario": name, "fault": text, "active": sb.fault_active()}
+        {
+            "scenario": name,
+            "fault": text,
+            "active": (
+                sb.release_broken(name.removeprefix("bad-release "))
+                if name.startswith("bad-release ")
+                else sb.fault_active()
+            ),
+        }
         for name, text in sb.world.injected.items()
     ]
     return {

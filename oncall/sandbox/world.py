@@ -64,6 +64,22 @@ def _weaviate_conflict(pod: str) -> Crash:
     )
 
 
+def _broken_release(image: str) -> Crash:
+    return Crash(
+        1.0,
+        1,
+        "Error",
+        (
+            f"INFO starting {image}",
+            "Traceback (most recent call last):",
+            '  File "/app/main.py", line 3, in <module>',
+            "    from app.settings import load",
+            "ImportError: cannot import name 'load' from 'app.settings'",
+            "CRITICAL startup failed, exiting with status 1",
+        ),
+    )
+
+
 class World:
     """Fault state shared by the kubelet (container starts) and the Services (requests)."""
 
@@ -81,12 +97,16 @@ class World:
         self.ollama_recovers = True
         self._llm_calls = 0.0
         self.db = cronos.Database(clock)
+        # Images a `bad-release` fault published for a team's own workloads: they crash.
+        self.broken_images: set[str] = set()
 
     # --- container starts (kubelet) ---------------------------------------------------------
 
     def start_plan(self, pod: str, uid: str, image: str, env: dict[str, str]) -> StartPlan:
         """Decide how a container started now will run."""
         profile = profile_for(image)
+        if image in self.broken_images:
+            return StartPlan((), profile.ready_after_seconds, _broken_release(image))
         if profile.crash is not None:
             return StartPlan((), profile.ready_after_seconds, profile.crash)
         if profile.app == "cronos":

@@ -84,7 +84,12 @@ def incident_blocks(
                 },
                 {"type": "mrkdwn", "text": f"*Status*\n{incident.status}"},
                 {"type": "mrkdwn", "text": f"*Alert*\n{incident.alert.name}"},
-                {"type": "mrkdwn", "text": f"*Service*\n{incident.alert.service}"},
+                {"type": "mrkdwn", "text": f"*Service*\n{incident.service}"},
+                *(
+                    [{"type": "mrkdwn", "text": _clip(f"*Subject*\n`{incident.subject.ref}`")}]
+                    if incident.subject
+                    else []
+                ),
             ],
         },
         {

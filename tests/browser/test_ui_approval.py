@@ -87,7 +87,7 @@ def test_approval_in_the_prefect_ui_resumes_the_run_and_rolls_back(
         try:
             page.goto(f"{ui}/runs/flow-run/{paused.id}")
             expect(page.get_by_text(paused.name).first).to_be_visible()
-            page.get_by_role("button", name=re.compile(r"^\s*Resume\b")).first.click()
+            _press_resume(page)
 
             form = page.get_by_role("dialog")
             # The form Prefect generates from ApprovalDecision, with the plan as description.
@@ -132,6 +132,22 @@ def test_approval_in_the_prefect_ui_resumes_the_run_and_rolls_back(
         assert (approval.channel, approval.verified) == ("slack", True)
 
 
+def _press_resume(page: Page) -> None:
+    """Press Resume and wait for its form. The run page re-renders its header on every poll
+    of the run, so a click waiting for the button to hold still can miss it for seconds on
+    a loaded machine: dispatch the click on the button as found, until the form opens."""
+    button = page.get_by_role("button", name=re.compile(r"^\s*Resume\b")).first
+    deadline = time.monotonic() + 60
+    while True:
+        expect(button).to_be_visible()
+        button.dispatch_event("click")
+        try:
+            expect(page.get_by_role("dialog")).to_be_visible(timeout=5_000)
+            return
+        except AssertionError:
+            assert time.monotonic() < deadline, "the Resume form never opened"
+
+
 def _refused_then_verified(page: Page, prefect_api: str, paused: FlowRun) -> None:
     """The UI decision was refused: the run waits again and its form says why; then a
     verified approver decides (as the intake does for a Slack click)."""
@@ -145,7 +161,7 @@ def _refused_then_verified(page: Page, prefect_api: str, paused: FlowRun) -> Non
         assert time.monotonic() < deadline, "the run did not go back to waiting"
         time.sleep(0.2)
     page.reload()
-    page.get_by_role("button", name=re.compile(r"^\s*Resume\b")).first.click()
+    _press_resume(page)
     form = page.get_by_role("dialog")
     expect(form.get_by_text("unverified", exact=False).first).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / "ui-approval-refused.png"), full_page=True)

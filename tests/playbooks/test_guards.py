@@ -71,6 +71,25 @@ def _unchanged(faulted: FaultedCluster) -> None:
         ),
         (GuardPolicy(allowed_namespaces=[NAMESPACE], max_replicas=5), "scale", 6, None, "cap"),
         (
+            # The alert was about the green colour: a plan for blue is another workload's.
+            GuardPolicy(
+                allowed_namespaces=[NAMESPACE],
+                allowed_targets=[f"{NAMESPACE}/deployment/gremlinsai-backend-green"],
+            ),
+            "scale",
+            4,
+            APPROVED,
+            "neither the alert's subject nor a workload of its service",
+        ),
+        (
+            # A subject in no catalog entry: nothing may change.
+            GuardPolicy(allowed_namespaces=[NAMESPACE], allowed_targets=[]),
+            "rollback",
+            0,
+            APPROVED,
+            "may change: nothing",
+        ),
+        (
             GuardPolicy(allowed_namespaces=[NAMESPACE], budget_per_hour={"scale": 0}),
             "scale",
             4,

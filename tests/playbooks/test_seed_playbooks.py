@@ -82,6 +82,12 @@ def test_playbook_heals_its_scenario_with_the_seed_remedy(drill: Drill, prefect_
     if REMEDY[name]:
         assert IncidentStatus.MITIGATED in statuses
     assert any(a.kind in ("diagnosis", "ticket") for a in incident.actions)
+    if name == "crash-loop":
+        # The seed alert names `service: cronos-ai`: Service -> pods -> ReplicaSet -> owner.
+        assert incident.subject is not None
+        assert incident.subject.ref == "cronos-ai/deployment/cronos-ai"
+        assert incident.subject.chain[0] == "service/cronos-ai"
+        assert incident.subject.catalog_service == "cronos-ai"
 
 
 @pytest.mark.parametrize("drill", ["service-down"], indirect=True)
