@@ -23,7 +23,7 @@ def escalation_step(incident_id: str, step: int, role: str) -> State[Any]:
         return Completed(name="NotNeeded", message="incident already resolved")
     if incident.acknowledged_by:
         return Completed(name="NotNeeded", message=f"acknowledged by {incident.acknowledged_by}")
-    contacts = clients.contacts_for(role)
+    contacts = clients.contacts_for(role, incident)
     get_run_logger().warning(
         "Escalating %s (step %d) to %s: %s", incident.id, step, role, ", ".join(contacts)
     )

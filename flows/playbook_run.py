@@ -54,7 +54,11 @@ P = ParamSpec("P")
 class PlaybookRun:
     """One playbook working one incident."""
 
-    def __init__(self, playbook: str, alert: Alert, config: PlaybookConfig) -> None:
+    def __init__(
+        self, playbook: str, alert: Alert, config: PlaybookConfig, subject_first: bool = False
+    ) -> None:
+        """Open the incident and start its timers; with ``subject_first``, resolve the
+        alert's subject before announcing it (its service's channel and people)."""
         self.playbook, self.config = playbook, config
         self.clients = Clients(OncallSettings())
         self.settings = self.clients.settings
@@ -68,6 +72,8 @@ class PlaybookRun:
         self.read_only: str | None = None
         _current_run.set(self)
         label_incident_run(self.clients.prefect, self.incident)
+        if subject_first:
+            self.work_subject()
         self.notifier.opened(self.incident)
         ladder = config.escalation
         if ladder is None:
@@ -286,7 +292,8 @@ class PlaybookRun:
     def escalate(self, reason: str) -> State[Any]:
         """Hand over to a human; the run ends as Escalated."""
         try:
-            primary = self.clients.contacts_for("primary")  # seed: 0-5 min, primary on-call
+            # Seed: 0-5 min, the primary on-call of the incident's service.
+            primary = self.clients.contacts_for("primary", self.incident)
         except Exception:  # an unreadable rotation never blocks an escalation
             primary = []
         self.incident = escalate(self.store, self.notifier, self.incident, reason, primary)

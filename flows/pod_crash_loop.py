@@ -23,9 +23,10 @@ PLAYBOOK = "pod-crash-loop"
 def pod_crash_loop(alert: Alert, config: PodCrashLoopConfig | None = None) -> State[Any]:
     """Describe the subject's pods, read crash logs and events; fix config or roll back, verify."""
     config = config or PodCrashLoopConfig()
-    run = PlaybookRun(PLAYBOOK, alert, config)
+    # The subject first: the incident is announced in its service's channel.
+    run = PlaybookRun(PLAYBOOK, alert, config, subject_first=True)
     run.acknowledge()
-    subject = run.work_subject()
+    subject = run.subject
     if subject is None:
         return run.default_triage()
     ns, selector = subject.namespace, subject.selector

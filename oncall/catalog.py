@@ -95,7 +95,11 @@ class ServiceEntry(BaseModel):
 
     name: str = Field(min_length=1, max_length=200)
     team: str = ""
-    rotation_file: Path | None = Field(default=None, description="Its on-call rotation (YAML).")
+    rotation_file: Path | None = Field(
+        default=None,
+        description="Its on-call rotation (YAML), relative to the catalog file; default: "
+        "ONCALL_ROTATION_FILE.",
+    )
     slack_channel: str = ""
     pagerduty_routing_key: SecretRef | None = None
     match: AlertMatch = Field(default_factory=AlertMatch)
@@ -195,9 +199,14 @@ class ServiceCatalog(BaseModel):
         except yaml.YAMLError as exc:
             raise PermanentError(f"invalid services file {path}: {exc}") from exc
         try:
-            return cls.model_validate(raw)
+            catalog = cls.model_validate(raw)
         except ValidationError as exc:
             raise PermanentError(f"invalid services file {path}:\n{_explain(exc, raw)}") from exc
+        # A rotation file named relative to the catalog is found next to it.
+        for entry in catalog.services:
+            if entry.rotation_file is not None and not entry.rotation_file.is_absolute():
+                entry.rotation_file = Path(path).resolve().parent / entry.rotation_file
+        return catalog
 
     def __iter__(self) -> Iterator[ServiceEntry]:  # type: ignore[override]
         return iter(self.services)

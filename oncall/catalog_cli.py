@@ -87,6 +87,16 @@ def _secret_problem(kube: KubeClient | None, entry: ServiceEntry, ref: SecretRef
     return None
 
 
+def _rotation_problem(entry: ServiceEntry) -> str | None:
+    from oncall.rotation.loader import load_rotation
+
+    try:
+        load_rotation(entry.rotation_file or "")
+    except OncallError as exc:  # the loader's errors name file, line and field
+        return str(exc)
+    return None
+
+
 @app.command("check")
 def services_check(
     path: FileOption = None,
@@ -115,6 +125,8 @@ def services_check(
                     checks.append((ref, None))
                 except OncallError as exc:
                     checks.append((ref, str(exc)))
+        if entry.rotation_file is not None:
+            checks.append((f"rotation {entry.rotation_file}", _rotation_problem(entry)))
         refs = [("pagerduty_routing_key", entry.pagerduty_routing_key)]
         refs += [(f"dependency {d.name}", d.dsn) for d in entry.dependencies]
         for what, secret in refs:

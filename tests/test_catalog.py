@@ -25,6 +25,10 @@ def test_the_shipped_catalog_holds_the_two_seeds() -> None:
     assert cronos.known_good == {"cronos-ai-config": {"CACHE_TTL_SECONDS": "300"}}
     assert cronos.policy().allowed_namespaces == ["cronos-ai"]
     assert "cronos-ai/deployment/cronos-ai" in cronos.workload_refs()
+    # Each company's own people: the rotation files sit next to the catalog.
+    assert cronos.rotation_file == EXAMPLE_SERVICES.parent / "rotation-cronos.yaml"
+    gremlins = catalog.get("gremlinsai-backend")
+    assert gremlins.rotation_file == EXAMPLE_SERVICES.parent / "rotation.yaml"
 
 
 @pytest.mark.parametrize(
@@ -190,6 +194,7 @@ def test_services_check_validates_and_resolves_references(
     ok = runner.invoke(app, ["services", "check", str(EXAMPLE_SERVICES), "--no-cluster"])
     assert ok.exit_code == 0, ok.output
     assert "all checks passed" in ok.output
+    assert "rotation-cronos.yaml: ok" in ok.output
     assert "s3cr3t" not in ok.output  # references are shown, never values
     bad = _write(tmp_path, [{"name": "x", "guard": {"require_approval": ["rolback"]}}])
     invalid = runner.invoke(app, ["services", "check", str(bad), "--no-cluster"])
@@ -197,3 +202,45 @@ def test_services_check_validates_and_resolves_references(
     assert "services[0] (x): guard.require_approval.0" in invalid.output
     listed = runner.invoke(app, ["services", "list", str(EXAMPLE_SERVICES)])
     assert listed.exit_code == 0 and "cronos-ai" in listed.output
+
+
+def test_each_service_pages_its_own_rotation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uuid
+
+    from oncall.clients import Clients
+    from oncall.models import Alert, Incident, Severity, utcnow
+    from oncall.settings import OncallSettings
+
+    monkeypatch.setenv("ONCALL_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ONCALL_SERVICES_FILE", str(EXAMPLE_SERVICES))
+    monkeypatch.delenv("ONCALL_ROTATION_FILE", raising=False)
+    clients = Clients(OncallSettings())
+    alert = Alert(
+        name="KubePodCrashLooping",
+        labels={"namespace": "cronos-ai", "pod": "cronos-ai-1"},
+        starts_at=utcnow(),
+        fingerprint=uuid.uuid4().hex[:16],
+    )
+    unresolved = Incident(alert=alert, severity=Severity.P2)
+    cronos = unresolved.model_copy(
+        update={
+            "subject": Subject(
+                kind=SubjectKind.DEPLOYMENT,
+                name="cronos-ai",
+                namespace="cronos-ai",
+                named="pod/cronos-ai-1",
+                catalog_service="cronos-ai",
+            )
+        }
+    )
+    cronos_people = {"Priya Nair", "Tom Becker"}
+    gremlins_people = {"Alex Chen", "Sarah Johnson", "David Kim"}
+    [paged] = clients.contacts_for("primary", cronos)
+    assert paged.split(" (")[0] in cronos_people
+    [manager] = clients.contacts_for("engineering_manager", cronos)
+    assert manager.startswith("Omar Haddad")
+    # No subject resolved: the worker's rotation (the GremlinsAI example by default).
+    [fallback] = clients.contacts_for("primary", unresolved)
+    assert fallback.split(" (")[0] in gremlins_people

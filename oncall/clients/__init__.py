@@ -14,7 +14,8 @@ from oncall.settings import OncallSettings
 from oncall.store import IncidentStore
 
 if TYPE_CHECKING:
-    from oncall.catalog import ServiceCatalog
+    from oncall.catalog import ServiceCatalog, ServiceEntry
+    from oncall.models import Incident
 
 
 @dataclass
@@ -54,7 +55,7 @@ class Clients:
     @cached_property
     def notifier(self) -> Notifications:
         """Slack and PagerDuty as configured, else the log; failures are recorded, not raised."""
-        return build_notifier(self.store, self._run_url)
+        return build_notifier(self.store, self._run_url, self.slack_channel_for)
 
     def _run_url(self, flow_run_id: str) -> str | None:
         try:
@@ -62,13 +63,40 @@ class Clients:
         except Exception:  # a missing link never stops a notification
             return None
 
-    def contacts_for(self, role: str) -> list[str]:
-        """Who ``role`` means right now, per the rotation file (the role name if unknown)."""
-        from oncall.models import utcnow
-        from oncall.rotation.loader import load_rotation
+    def service_entry(self, incident: Incident | None) -> ServiceEntry | None:
+        """The catalog entry of the incident's subject, if it has one."""
+        from oncall.errors import OncallError
+
+        service = incident.subject.catalog_service if incident and incident.subject else None
+        if not service:
+            return None
+        try:
+            return self.catalog.get(service)
+        except OncallError:  # the catalog changed since the incident opened
+            return None
+
+    def slack_channel_for(self, incident: Incident) -> str | None:
+        """The incident's service's own Slack channel (None: the configured one)."""
+        entry = self.service_entry(incident)
+        return (entry.slack_channel or None) if entry else None
+
+    def rotation_file(self, incident: Incident | None = None) -> Path:
+        """The rotation that is on call for ``incident``: its catalog service's own, else
+        ONCALL_ROTATION_FILE, else the shipped example."""
         from oncall.rotation.settings import EXAMPLE_ROTATION
 
-        rotation = load_rotation(self.settings.rotation_file or EXAMPLE_ROTATION)
+        entry = self.service_entry(incident)
+        if entry is not None and entry.rotation_file is not None:
+            return entry.rotation_file
+        return self.settings.rotation_file or EXAMPLE_ROTATION
+
+    def contacts_for(self, role: str, incident: Incident | None = None) -> list[str]:
+        """Who ``role`` means right now in the rotation on call for ``incident`` (the role
+        name if unknown)."""
+        from oncall.models import utcnow
+        from oncall.rotation.loader import load_rotation
+
+        rotation = load_rotation(self.rotation_file(incident))
         people = rotation.contacts(role, utcnow())
         return [f"{p.name} ({p.slack_user_id})" for p in people] or [role]
 

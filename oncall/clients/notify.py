@@ -274,8 +274,15 @@ class Notifications:
         self.step(incident, text)
 
 
-def build_notifier(store: IncidentStore, run_url: Callable[[str], str | None]) -> Notifications:
-    """The channels the environment configures; the log says where the rest would have gone."""
+def build_notifier(
+    store: IncidentStore,
+    run_url: Callable[[str], str | None],
+    channel_for: Callable[[Incident], str | None] | None = None,
+) -> Notifications:
+    """The channels the environment configures; the log says where the rest would have gone.
+
+    ``channel_for`` names an incident's own Slack channel (its catalog service's), if any.
+    """
     from oncall.clients.pagerduty import PagerDutySettings
     from oncall.clients.slack import SlackSettings
     from oncall.slack.notifier import SlackNotifier
@@ -283,7 +290,7 @@ def build_notifier(store: IncidentStore, run_url: Callable[[str], str | None]) -
     channels: list[tuple[str, Notifier]] = []
     slack_settings = SlackSettings()
     if slack_settings.bot_token is not None and slack_settings.bot_token.get_secret_value():
-        slack = SlackNotifier.from_settings(slack_settings, store, run_url)
+        slack = SlackNotifier.from_settings(slack_settings, store, run_url, channel_for)
         channels.append(("slack", slack))
     else:
         channels.append(("log", LogNotifier(channel=slack_settings.channel)))

@@ -69,15 +69,27 @@ class SlackNotifier:
         channel: str,
         ledger: SlackLedger,
         run_url: Callable[[str], str | None],
+        channel_for: Callable[[Incident], str | None] | None = None,
     ) -> None:
         self.slack, self.channel, self.ledger, self.run_url = slack, channel, ledger, run_url
+        self.channel_for = channel_for
 
     @classmethod
     def from_settings(
-        cls, settings: SlackSettings, store: IncidentStore, run_url: Callable[[str], str | None]
+        cls,
+        settings: SlackSettings,
+        store: IncidentStore,
+        run_url: Callable[[str], str | None],
+        channel_for: Callable[[Incident], str | None] | None = None,
     ) -> SlackNotifier:
         """A notifier for the configured channel, its ledger in the incident store's database."""
-        return cls(bounded_client(settings), settings.channel, SlackLedger(store.engine), run_url)
+        ledger = SlackLedger(store.engine)
+        return cls(bounded_client(settings), settings.channel, ledger, run_url, channel_for)
+
+    def channel_of(self, incident: Incident) -> str:
+        """Where the incident's message goes: its service's channel, else the configured one."""
+        own = self.channel_for(incident) if self.channel_for else None
+        return own or self.channel
 
     # -- the one message ---------------------------------------------------------------
     def state(self, incident: Incident) -> MessageState:
@@ -94,7 +106,7 @@ class SlackNotifier:
             found = self._posted_before(incident)
             if found is None:
                 posted = self.slack.post_message(
-                    self.channel,
+                    self.channel_of(incident),
                     text,
                     blocks,
                     metadata={"event_type": INCIDENT_EVENT, "event_payload": {"key": incident.id}},
@@ -109,7 +121,7 @@ class SlackNotifier:
     def _posted_before(self, incident: Incident) -> PostedMessage | None:
         """The message a step that died before recording it had posted (if history is readable)."""
         try:
-            return self.slack.find_message(self.channel, INCIDENT_EVENT, incident.id)
+            return self.slack.find_message(self.channel_of(incident), INCIDENT_EVENT, incident.id)
         except SlackRefused:  # e.g. missing_scope (channels:history): post a new one
             return None
 

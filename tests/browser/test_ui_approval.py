@@ -68,10 +68,13 @@ def test_approval_in_the_prefect_ui_resumes_the_run_and_rolls_back(
 ) -> None:
     if policy == "deployed":
         faulted.config.guard.verified_approver_required = GuardPolicy().verified_approver_required
+    # A person in a browser on a loaded machine takes a while: the run must still be waiting
+    # when the form is submitted (the deployed case waits twice), not time out at 60 s.
+    faulted.config.approval_timeout_s = 600
     playbook = PlaybookThread(faulted)
     playbook.start()
     paused = PrefectApi(prefect_api).wait_for_pause(
-        incident_run_name_for(faulted.alert), timeout_s=60
+        incident_run_name_for(faulted.alert), timeout_s=120
     )
     ARTIFACTS.mkdir(exist_ok=True)
     ui = prefect_api.rstrip("/").removesuffix("/api")

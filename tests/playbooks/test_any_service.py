@@ -282,3 +282,30 @@ def test_an_unresolvable_subject_gets_the_default_triage(cluster: Cluster) -> No
     assert incident.subject is None
     assert [a.kind for a in incident.actions] == ["subject-unresolved"]
     assert cluster.cronos_state() == cronos_before
+
+
+def test_the_incident_is_announced_in_its_services_channel(
+    cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.fakes.slack_server import FakeSlack
+
+    _catalog(tmp_path, monkeypatch, slack_channel="#payments-oncall")
+    cluster.workload("deployment", "ledger", "registry.example/payments/ledger:1.0")
+    alert = _alert(deployment="ledger")
+    channels = {"C0INCIDENT1": "incidents", "C0PAYMENTS1": "payments-oncall"}
+    with FakeSlack(channels=channels) as slack:
+        monkeypatch.setenv("ONCALL_SLACK_BOT_TOKEN", slack.token)
+        monkeypatch.setenv("ONCALL_SLACK_API_URL", slack.url)
+        monkeypatch.setenv("ONCALL_SLACK_CHANNEL", "#incidents")
+
+        # Nothing explains crashes of a healthy workload: diagnosed, escalated, unchanged.
+        state = pod_crash_loop(alert=alert, config=_config(), return_state=True)
+
+        assert state.name == "Escalated", state.message
+        top = [m for m in slack.messages if m.thread_ts is None]
+        assert [m.channel for m in top] == ["C0PAYMENTS1"]
+        assert "ledger" in top[0].text
+        assert all(m.channel == "C0PAYMENTS1" for m in slack.messages)
+    incident = _incident(alert)
+    assert not [a for a in incident.actions if a.kind == "notify-error"]
+    assert _mutations(incident) == []
