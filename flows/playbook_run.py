@@ -72,9 +72,11 @@ class PlaybookRun:
         self.read_only: str | None = None
         _current_run.set(self)
         label_incident_run(self.clients.prefect, self.incident)
-        if subject_first:
-            self.work_subject()
-        self.notifier.opened(self.incident)
+        try:
+            if subject_first:
+                self.work_subject()
+        finally:  # announced (and paged) even when the cluster cannot be read
+            self.notifier.opened(self.incident)
         ladder = config.escalation
         if ladder is None:
             ladder = sla_ladder(self.incident.severity)

@@ -55,7 +55,9 @@ class Clients:
     @cached_property
     def notifier(self) -> Notifications:
         """Slack and PagerDuty as configured, else the log; failures are recorded, not raised."""
-        return build_notifier(self.store, self._run_url, self.slack_channel_for)
+        return build_notifier(
+            self.store, self._run_url, self.slack_channel_for, self.pagerduty_key_for
+        )
 
     def _run_url(self, flow_run_id: str) -> str | None:
         try:
@@ -79,6 +81,23 @@ class Clients:
         """The incident's service's own Slack channel (None: the configured one)."""
         entry = self.service_entry(incident)
         return (entry.slack_channel or None) if entry else None
+
+    def pagerduty_key_for(self, incident: Incident) -> str | None:
+        """The incident's service's own PagerDuty integration key, from its reference (an
+        environment variable or a Secret); None: the configured key."""
+        from oncall.errors import OncallError
+
+        entry = self.service_entry(incident)
+        ref = entry.pagerduty_routing_key if entry else None
+        if ref is None:
+            return None
+        if ref.env:
+            return ref.from_env()
+        namespace = ref.namespace or (incident.subject.namespace if incident.subject else "")
+        try:
+            return self.kube.secret_value(namespace, ref.secret or "", ref.key or "")
+        except OncallError:  # unreadable: the configured key still pages someone
+            return None
 
     def rotation_file(self, incident: Incident | None = None) -> Path:
         """The rotation that is on call for ``incident``: its catalog service's own, else

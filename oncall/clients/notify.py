@@ -107,8 +107,17 @@ class LogNotifier:
 class PagerDutyNotifier:
     """Keeps the PagerDuty incident (``dedup_key`` = our incident id) in step with ours."""
 
-    def __init__(self, client: PagerDutyClient, run_url: Callable[[str], str | None]) -> None:
-        self.client, self.run_url = client, run_url
+    def __init__(
+        self,
+        client: PagerDutyClient,
+        run_url: Callable[[str], str | None],
+        routing_key_for: Callable[[Incident], str | None] | None = None,
+    ) -> None:
+        self.client, self.run_url, self.routing_key_for = client, run_url, routing_key_for
+
+    def _key(self, incident: Incident) -> str | None:
+        """The incident's service's own integration key (None: the configured one)."""
+        return self.routing_key_for(incident) if self.routing_key_for else None
 
     def opened(self, incident: Incident) -> None:
         """Trigger, unless the incident came from PagerDuty in the first place."""
@@ -131,11 +140,12 @@ class PagerDutyNotifier:
             event_class=alert.name,
             custom_details={"incident": incident.id, **alert.labels, **alert.annotations},
             links=links,
+            routing_key=self._key(incident),
         )
 
     def acknowledged(self, incident: Incident) -> None:
         """Acknowledge: the playbook is on it."""
-        self.client.acknowledge(incident.id)
+        self.client.acknowledge(incident.id, self._key(incident))
 
     def step(self, incident: Incident, text: str, detail: dict[str, Any] | None = None) -> None:
         """Steps stay in Slack."""
@@ -151,7 +161,7 @@ class PagerDutyNotifier:
 
     def resolved(self, incident: Incident, detail: str) -> None:
         """Resolve: verified."""
-        self.client.resolve(incident.id)
+        self.client.resolve(incident.id, self._key(incident))
 
 
 class PagerDutyLog(LogNotifier):
@@ -278,10 +288,12 @@ def build_notifier(
     store: IncidentStore,
     run_url: Callable[[str], str | None],
     channel_for: Callable[[Incident], str | None] | None = None,
+    routing_key_for: Callable[[Incident], str | None] | None = None,
 ) -> Notifications:
     """The channels the environment configures; the log says where the rest would have gone.
 
-    ``channel_for`` names an incident's own Slack channel (its catalog service's), if any.
+    ``channel_for`` names an incident's own Slack channel (its catalog service's), if any;
+    ``routing_key_for`` its service's own PagerDuty integration key.
     """
     from oncall.clients.pagerduty import PagerDutySettings
     from oncall.clients.slack import SlackSettings
@@ -296,7 +308,7 @@ def build_notifier(
         channels.append(("log", LogNotifier(channel=slack_settings.channel)))
     pagerduty = PagerDutyClient.from_settings(PagerDutySettings())
     if pagerduty is not None:
-        channels.append(("pagerduty", PagerDutyNotifier(pagerduty, run_url)))
+        channels.append(("pagerduty", PagerDutyNotifier(pagerduty, run_url, routing_key_for)))
     else:
         channels.append(("pagerduty-log", PagerDutyLog()))
     return Notifications(channels, store)

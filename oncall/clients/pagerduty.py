@@ -114,6 +114,7 @@ class PagerDutyClient:
         event_class: str | None = None,
         custom_details: dict[str, Any] | None = None,
         links: list[dict[str, str]] | None = None,
+        routing_key: str | None = None,
     ) -> str:
         """Open (or add to) the PagerDuty incident for ``dedup_key``; returns the key."""
         payload: dict[str, Any] = {
@@ -131,20 +132,27 @@ class PagerDutyClient:
         }
         if links:
             event["links"] = links
-        return self.send("trigger", dedup_key, event)
+        return self.send("trigger", dedup_key, event, routing_key)
 
-    def acknowledge(self, dedup_key: str) -> str:
+    def acknowledge(self, dedup_key: str, routing_key: str | None = None) -> str:
         """Acknowledge the PagerDuty incident of ``dedup_key``."""
-        return self.send("acknowledge", dedup_key)
+        return self.send("acknowledge", dedup_key, routing_key=routing_key)
 
-    def resolve(self, dedup_key: str) -> str:
+    def resolve(self, dedup_key: str, routing_key: str | None = None) -> str:
         """Resolve the PagerDuty incident of ``dedup_key``."""
-        return self.send("resolve", dedup_key)
+        return self.send("resolve", dedup_key, routing_key=routing_key)
 
-    def send(self, action: EventAction, dedup_key: str, extra: dict[str, Any] | None = None) -> str:
-        """Enqueue one event, retrying 429/5xx with exponential backoff."""
+    def send(
+        self,
+        action: EventAction,
+        dedup_key: str,
+        extra: dict[str, Any] | None = None,
+        routing_key: str | None = None,
+    ) -> str:
+        """Enqueue one event (to ``routing_key``'s service, default the configured one),
+        retrying 429/5xx with exponential backoff."""
         body = {
-            "routing_key": self.routing_key,
+            "routing_key": routing_key or self.routing_key,
             "event_action": action,
             "dedup_key": dedup_key,
             **(extra or {}),

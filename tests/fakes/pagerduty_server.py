@@ -37,8 +37,10 @@ class Received:
 class FakePagerDuty:
     """PagerDuty's Events API v2 on 127.0.0.1."""
 
-    def __init__(self, routing_key: str = ROUTING_KEY) -> None:
+    def __init__(self, routing_key: str = ROUTING_KEY, more_keys: tuple[str, ...] = ()) -> None:
         self.routing_key = routing_key
+        # Integration keys of other PagerDuty services (one per team's service).
+        self.routing_keys = {routing_key, *more_keys}
         self.requests: list[Received] = []
         self.events: list[dict[str, Any]] = []
         self._failures: list[tuple[int, int | None]] = []
@@ -96,7 +98,7 @@ class FakePagerDuty:
             return 400, {}, _invalid("body is not JSON"), None
         if not isinstance(event, dict):
             return 400, {}, _invalid("body is not an object"), None
-        errors = _check(event, self.routing_key)
+        errors = _check(event, self.routing_keys)
         if errors:
             return 400, {}, {**_invalid(*errors)}, event
         key = event.get("dedup_key") or uuid.uuid4().hex
@@ -108,9 +110,9 @@ def _invalid(*errors: str) -> dict[str, Any]:
     return {"status": "invalid event", "message": "Event object is invalid", "errors": list(errors)}
 
 
-def _check(event: dict[str, Any], routing_key: str) -> list[str]:
+def _check(event: dict[str, Any], routing_keys: set[str]) -> list[str]:
     errors = []
-    if event.get("routing_key") != routing_key:
+    if event.get("routing_key") not in routing_keys:
         errors.append("'routing_key' is invalid")
     action = event.get("event_action")
     if action not in ACTIONS:

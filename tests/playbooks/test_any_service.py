@@ -284,19 +284,29 @@ def test_an_unresolvable_subject_gets_the_default_triage(cluster: Cluster) -> No
     assert cluster.cronos_state() == cronos_before
 
 
-def test_the_incident_is_announced_in_its_services_channel(
+def test_the_incident_is_announced_in_its_services_channel_and_pagerduty_service(
     cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from tests.fakes.pagerduty_server import FakePagerDuty
     from tests.fakes.slack_server import FakeSlack
 
-    _catalog(tmp_path, monkeypatch, slack_channel="#payments-oncall")
+    _catalog(
+        tmp_path,
+        monkeypatch,
+        slack_channel="#payments-oncall",
+        pagerduty_routing_key={"env": "LEDGER_PAGERDUTY_KEY"},
+    )
+    monkeypatch.setenv("LEDGER_PAGERDUTY_KEY", "R0UTINGKEYPAYMENTS000000000000000")
     cluster.workload("deployment", "ledger", "registry.example/payments/ledger:1.0")
     alert = _alert(deployment="ledger")
     channels = {"C0INCIDENT1": "incidents", "C0PAYMENTS1": "payments-oncall"}
-    with FakeSlack(channels=channels) as slack:
+    pagerduty = FakePagerDuty(more_keys=("R0UTINGKEYPAYMENTS000000000000000",))
+    with FakeSlack(channels=channels) as slack, pagerduty:
         monkeypatch.setenv("ONCALL_SLACK_BOT_TOKEN", slack.token)
         monkeypatch.setenv("ONCALL_SLACK_API_URL", slack.url)
         monkeypatch.setenv("ONCALL_SLACK_CHANNEL", "#incidents")
+        monkeypatch.setenv("ONCALL_PAGERDUTY_ROUTING_KEY", pagerduty.routing_key)
+        monkeypatch.setenv("ONCALL_PAGERDUTY_EVENTS_URL", pagerduty.url)
 
         # Nothing explains crashes of a healthy workload: diagnosed, escalated, unchanged.
         state = pod_crash_loop(alert=alert, config=_config(), return_state=True)
@@ -306,6 +316,10 @@ def test_the_incident_is_announced_in_its_services_channel(
         assert [m.channel for m in top] == ["C0PAYMENTS1"]
         assert "ledger" in top[0].text
         assert all(m.channel == "C0PAYMENTS1" for m in slack.messages)
+        incident_id = Incident.id_for(alert)
+        events = [e for e in pagerduty.events if e.get("dedup_key") == incident_id]
+        assert [e["event_action"] for e in events][:1] == ["trigger"]
+        assert {e["routing_key"] for e in events} == {"R0UTINGKEYPAYMENTS000000000000000"}
     incident = _incident(alert)
     assert not [a for a in incident.actions if a.kind == "notify-error"]
     assert _mutations(incident) == []

@@ -17,6 +17,7 @@ from oncall.models import Alert, Incident, IncidentStatus, utcnow
 from oncall.settings import OncallSettings
 from oncall.store import IncidentStore
 from tests.conftest import free_port
+from tests.fakes.pagerduty_server import FakePagerDuty, fake_pagerduty  # noqa: F401
 
 
 def unreachable_cluster(tmp_path: Path) -> Path:
@@ -59,3 +60,33 @@ def test_an_unreachable_cluster_escalates_the_incident_at_once(
     incident = IncidentStore(OncallSettings().store_url).get(Incident.id_for(alert))
     assert incident.status == IncidentStatus.ESCALATED
     assert incident.at(IncidentStatus.ACKNOWLEDGED) is not None  # seed step 1 still came first
+
+
+def test_a_subject_that_cannot_be_read_still_pages_and_escalates(
+    oncall_home: Path,
+    prefect_api: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fake_pagerduty: FakePagerDuty,  # noqa: F811
+) -> None:
+    # The crash-loop playbook reads its subject before it announces the incident: with the
+    # cluster gone the incident must still reach PagerDuty, then escalate at once.
+    from flows.pod_crash_loop import pod_crash_loop
+
+    monkeypatch.setenv("ONCALL_KUBECONFIG", str(unreachable_cluster(tmp_path)))
+    monkeypatch.setenv("ONCALL_PAGERDUTY_ROUTING_KEY", fake_pagerduty.routing_key)
+    monkeypatch.setenv("ONCALL_PAGERDUTY_EVENTS_URL", fake_pagerduty.url)
+    alert = Alert(
+        name="KubePodCrashLooping",
+        labels={"alertname": "KubePodCrashLooping", "namespace": "payments", "pod": "ledger-1"},
+        starts_at=utcnow(),
+        fingerprint=uuid.uuid4().hex[:16],
+    )
+
+    state = pod_crash_loop(alert=alert, return_state=True)
+
+    assert state.name == "Escalated", state.message
+    assert "the playbook stopped before it finished" in (state.message or "")
+    incident = IncidentStore(OncallSettings().store_url).get(Incident.id_for(alert))
+    assert incident.status == IncidentStatus.ESCALATED
+    assert fake_pagerduty.actions(incident.id)[:1] == ["trigger"]
