@@ -27,7 +27,7 @@ read_task = task(
 def resolve_subject(kube: KubeClient, labels: dict[str, str], relabel: dict[str, str]) -> Subject:
     """Resolve the alert's labels to the workload they name (SubjectUnresolved if none)."""
     subject = SubjectResolver(kube).resolve(subject_ref(labels, relabel))
-    get_run_logger().info("Subject: %s", subject.describe())
+    get_run_logger().info("Subject: %s (from %s)", subject.ref, " -> ".join(subject.chain))
     return subject
 
 
