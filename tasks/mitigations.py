@@ -195,7 +195,8 @@ def apply_plan(
     approval: ApprovalDecision | None,
 ) -> Action:
     """Apply a planned mitigation if the guards allow it; dry runs change nothing."""
-    name = plan.target.split("/", 1)[1]
+    kind, name = plan.target.split("/", 1)
+    _check_kind(plan, kind)
     log = get_run_logger()
     with guard.remediation(
         service=incident.service,
@@ -212,7 +213,6 @@ def apply_plan(
             return Action(
                 kind=plan.kind, target=plan.target, detail=plan.model_dump(), dry_run=True
             )
-        kind = plan.target.split("/", 1)[0]
         if plan.kind == ActionKind.RESTART and kind == "deployment":
             kube.restart(plan.namespace, name, utcnow())
         elif plan.kind == ActionKind.RESTART:
@@ -243,6 +243,28 @@ def apply_plan(
     return Action(
         kind=plan.kind, target=f"{plan.namespace}/{plan.target}", detail=plan.model_dump()
     )
+
+
+# The object kinds each action kind can change; anything else is refused before the call,
+# so a plan can never reach an object of another kind that happens to share its name.
+_TARGET_KINDS: dict[ActionKind, frozenset[str]] = {
+    ActionKind.RESTART: frozenset({"deployment", "statefulset", "daemonset"}),
+    ActionKind.ROLLBACK: frozenset({"deployment", "statefulset", "daemonset"}),
+    ActionKind.SCALE: frozenset({"deployment", "statefulset"}),  # a DaemonSet has no replicas
+    ActionKind.SET_ENV: frozenset({"deployment"}),
+    ActionKind.FALLBACK: frozenset({"deployment"}),
+    ActionKind.CONFIG: frozenset({"configmap"}),
+    ActionKind.SWITCH: frozenset({"service"}),
+    ActionKind.WARM_CACHE: frozenset({"service"}),
+}
+
+
+def _check_kind(plan: ChangePlan, kind: str) -> None:
+    allowed = _TARGET_KINDS.get(plan.kind, frozenset())
+    if kind not in allowed:
+        raise UnsafeToRemediate(
+            f"a {plan.kind} cannot change {plan.target} (only {', '.join(sorted(allowed))})"
+        )
 
 
 def _roll_back(kube: KubeClient, plan: ChangePlan, name: str) -> None:

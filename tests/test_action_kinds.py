@@ -62,3 +62,28 @@ def test_the_undo_of_a_set_env_keeps_its_container() -> None:
 def test_a_plan_of_an_unknown_kind_cannot_be_built() -> None:
     with pytest.raises(ValidationError, match="delete_namespace"):
         ChangePlan(kind="delete_namespace", namespace="x", target="namespace/x")
+
+
+@pytest.mark.parametrize(
+    ("kind", "target"),
+    [
+        (ActionKind.SCALE, "daemonset/node-agent"),  # one pod per node: no replicas
+        (ActionKind.SET_ENV, "statefulset/ledger-db"),  # `set env` here patches Deployments
+        (ActionKind.CONFIG, "deployment/ledger"),
+        (ActionKind.RESTART, "configmap/ledger-config"),
+        (ActionKind.SWITCH, "deployment/ledger"),
+    ],
+)
+def test_a_plan_for_an_object_its_kind_cannot_change_is_refused_before_any_call(
+    kind: ActionKind, target: str
+) -> None:
+    from oncall.errors import UnsafeToRemediate
+    from oncall.models import Alert, Incident, utcnow
+    from tasks.mitigations import apply_plan
+
+    plan = ChangePlan(kind=kind, namespace="payments", target=target, after={"replicas": 3})
+    alert = Alert(name="X", starts_at=utcnow(), fingerprint="f1")
+    incident = Incident(alert=alert, severity=Severity.P3)
+    # No cluster and no guard are needed: the refusal comes before either is used.
+    with pytest.raises(UnsafeToRemediate, match=f"a {kind} cannot change {target}"):
+        apply_plan.fn(None, None, incident, plan, None)  # type: ignore[arg-type]
