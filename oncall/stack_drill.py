@@ -3,6 +3,8 @@
 The fault goes into the stack's sandbox, the alert rule is evaluated on its metrics, and
 the alert is POSTed to the stack's intake exactly as Alertmanager would; the stack's warm
 worker runs the playbook. This process only watches (and approves, with --auto-approve).
+With `--target NS/KIND/NAME` the drill is of a team's own workload in that sandbox: a bad
+release of it, then the `KubePodCrashLooping` alert for one of its crash-looping pods.
 """
 
 from __future__ import annotations

@@ -85,7 +85,7 @@ SLA_P1: Ladder = [(15, "secondary"), (4 * 60, "engineering_manager")]
 SLA_P2: Ladder = [(30, "secondary"), (8 * 60, "engineering_manager")]
 SLA_P3: Ladder = [(2 * 60, "secondary"), (24 * 60, "engineering_manager")]
 # Seconds from an incident's opening to its first rung: (CRONOS SLA ladders, seed ladder).
-FIRST_RUNG_S = (20.0, 120.0)
+FIRST_RUNG_S = (20.0, 180.0)
 
 
 @dataclass(frozen=True)

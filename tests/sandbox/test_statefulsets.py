@@ -212,12 +212,21 @@ def test_rest_verbs_patches_status_and_delete(empty: EmptyCluster) -> None:
         "-p",
         '[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"nginx:1.28"}]',
     )
-    current = empty.apps.read_namespaced_stateful_set("web", NS)
-    assert current.metadata.labels == {"team": "db"}
-    assert current.spec.replicas == 2 and current.metadata.generation == 3
-    current.spec.min_ready_seconds = 0
-    current.spec.template.spec.containers[0].image = "nginx:1.29"
-    replaced = empty.apps.replace_namespaced_stateful_set("web", NS, current)
+    # Read, modify, replace: the controller's status writes move the resourceVersion in
+    # between, and the API answers 409 as a real one does; a client reads again and retries.
+    for _ in range(20):
+        current = empty.apps.read_namespaced_stateful_set("web", NS)
+        assert current.metadata.labels == {"team": "db"}
+        assert current.spec.replicas == 2 and current.metadata.generation == 3
+        current.spec.min_ready_seconds = 0
+        current.spec.template.spec.containers[0].image = "nginx:1.29"
+        try:
+            replaced = empty.apps.replace_namespaced_stateful_set("web", NS, current)
+            break
+        except ApiException as exc:
+            assert exc.status == 409, exc
+    else:
+        raise AssertionError("every replace met a newer resourceVersion")
     assert replaced.metadata.generation == 4
 
     current = empty.apps.read_namespaced_stateful_set("web", NS)
