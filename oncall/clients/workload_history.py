@@ -13,7 +13,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from oncall.clients.kube import HASH_LABEL, RESTARTED_AT, KubeClient, _revision
+from oncall.clients.kube import HASH_LABEL, RESTARTED_AT, KubeClient, _revision, _without_nulls
 from oncall.errors import PermanentError
 
 Obj = dict[str, Any]
@@ -56,14 +56,6 @@ def substance(template: Obj) -> Obj:
         clean.pop("metadata", None)
     result: Obj = _without_nulls(clean)
     return result
-
-
-def _without_nulls(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_without_nulls(v) for v in value]
-    return value
 
 
 def _containers(template: Obj) -> dict[str, Obj]:
