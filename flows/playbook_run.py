@@ -21,7 +21,7 @@ from flows.naming import incident_run_name
 from oncall.approval import ApprovalDecision
 from oncall.catalog import SecretRef, ServiceEntry
 from oncall.clients import Clients, KubeClient
-from oncall.errors import OncallError, UnsafeToRemediate
+from oncall.errors import AutomationPaused, OncallError, UnsafeToRemediate
 from oncall.guards import Guard, GuardPolicy
 from oncall.models import Action, ActionKind, Alert, Incident, IncidentStatus
 from oncall.observations import ChangePlan, ProbeResult, Verification
@@ -30,7 +30,7 @@ from oncall.settings import OncallSettings
 from oncall.subjects import Subject, SubjectUnresolved
 from tasks.approval import await_approval
 from tasks.dependencies import probe_http, probe_postgres, probe_redis
-from tasks.escalation import cancel_escalations, schedule_escalations
+from tasks.escalation import schedule_escalations
 from tasks.incident import (
     acknowledge,
     acknowledge_by_human,
@@ -125,6 +125,8 @@ class PlaybookRun:
         self.notifier.step(self.incident, f"subject: {subject.describe()}")
         policy = self._subject_policy(subject)
         self.guard = Guard(policy, self.store, self.clients.prefect)
+        if self.entry is not None:
+            self.guard.also_known_as = (self.entry.name,)
         get_run_logger().info(
             "%s: %s", subject.ref, self.read_only or f"may change {policy.allowed_targets}"
         )
@@ -248,8 +250,9 @@ class PlaybookRun:
         self.incident = record_approval(self.store, self.incident, approval)
         if decision is not None:
             # A person has answered: they have the incident; the timers stop.
-            self.incident = acknowledge_by_human(self.store, self.incident, decision.approver)
-            cancel_escalations(self.clients.prefect, self.incident.id, "acknowledged")
+            self.incident = acknowledge_by_human(
+                self.store, self.clients.prefect, self.notifier, self.incident, decision.approver
+            )
         return bool(decision and decision.approve), decision
 
     def approval_text(self, findings: str, plan: str) -> str:
@@ -275,6 +278,10 @@ class PlaybookRun:
                 dry_run=True,
             )
         )
+        try:  # no approval is asked for a change that may not be made
+            self.guard.check_pause(self.incident.service)
+        except AutomationPaused as exc:
+            return self.escalate(f"{plan.kind} {exc}")
         approved, decision = self.approval(plan.kind, self.approval_text(findings, plan.describe()))
         if not approved:
             verdict = self.incident.approvals[-1].decision
@@ -283,6 +290,8 @@ class PlaybookRun:
         preserve_workload_evidence(self.kube, self.incident, self.settings.home)
         try:
             action = apply_plan(self.kube, self.guard, self.incident, plan, decision)
+        except AutomationPaused as exc:  # paused while the approval was pending
+            return self.escalate(f"{plan.kind} {exc}")
         except UnsafeToRemediate as exc:
             return self.escalate(f"{plan.kind} refused by a guard: {exc}")
         self.record(action)
@@ -304,8 +313,9 @@ class PlaybookRun:
     def finish(self, verification: Verification, undo: ChangePlan | None = None) -> State[Any]:
         """Resolve on a passed verification; else escalate and offer to undo the mitigation."""
         if verification.passed:
-            self.incident = resolve(self.store, self.notifier, self.incident, verification.detail)
-            cancel_escalations(self.clients.prefect, self.incident.id, "resolved")
+            self.incident = resolve(
+                self.store, self.clients.prefect, self.notifier, self.incident, verification.detail
+            )
             start_post_incident(self.clients.prefect, self.incident)
             return Completed(name="Resolved", message=verification.detail)
         state = self.escalate(f"mitigation did not clear the alert: {verification.detail}")

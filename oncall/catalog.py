@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from oncall.errors import PermanentError
 from oncall.guards import GuardPolicy
-from oncall.models import Severity
+from oncall.models import PagePolicy, Severity
 from oncall.playbooks import EscalationStep
 from oncall.subjects import WORKLOAD_KINDS, Subject, SubjectKind
 
@@ -121,6 +121,11 @@ class ServiceEntry(BaseModel):
     escalation: list[EscalationStep] | None = None
     severity: dict[str, Severity] = Field(
         default_factory=dict, description="Alert `severity` label value -> P1..P4."
+    )
+    page_policy: dict[Severity, PagePolicy] = Field(
+        default_factory=dict,
+        description="Severity -> when PagerDuty pages (immediately, when_needed, never); "
+        "severities left out follow ONCALL_PAGE_POLICY.",
     )
 
     @field_validator("workloads")

@@ -318,21 +318,144 @@ def ack(
     incident_id: Annotated[str, typer.Argument(help="The incident to take.")],
     by: Annotated[str, typer.Option("--by", help="Who takes it; recorded.")],
 ) -> None:
-    """Acknowledge an incident as a person: its escalation timers are cancelled."""
+    """Acknowledge an incident as a person: timers stop, PagerDuty is acknowledged."""
+    from oncall import lifecycle
+    from oncall.clients import Clients
     from oncall.clients.prefect_api import PrefectApi
-    from oncall.store import IncidentStore
 
     settings = OncallSettings()
     api_url = _configured_prefect_api() or f"http://127.0.0.1:{settings.prefect_port}/api"
+    clients = Clients(settings)
     try:
-        incident = IncidentStore(settings.store_url).acknowledge_by_human(incident_id, by)
-        cancelled = PrefectApi(api_url).cancel_scheduled(f"incident:{incident_id}", f"ack by {by}")
+        done = lifecycle.acknowledge(
+            clients.store, PrefectApi(api_url), clients.notifier, incident_id, by
+        )
     except OncallError as exc:
         raise _fail(str(exc)) from exc
+    incident = done.incident
     console.print(
         f"{incident.id} acknowledged by {incident.acknowledged_by}; "
-        f"{cancelled} escalation timer(s) cancelled."
+        f"{done.cancelled} escalation timer(s) cancelled."
     )
+
+
+@app.command("resolve")
+def resolve_incident(
+    incident_id: Annotated[str, typer.Argument(help="The incident that is over.")],
+    by: Annotated[str, typer.Option("--by", help="Who resolves it; recorded.")],
+    note: Annotated[str, typer.Option("--note", help="What fixed it.")] = "",
+) -> None:
+    """Resolve an incident as a person: timers stop, the page is resolved, postmortem starts."""
+    from oncall import lifecycle
+    from oncall.clients import Clients
+    from oncall.clients.prefect_api import PrefectApi
+
+    settings = OncallSettings()
+    api_url = _configured_prefect_api() or f"http://127.0.0.1:{settings.prefect_port}/api"
+    clients = Clients(settings)
+    try:
+        incident, run = lifecycle.close(
+            clients.store, PrefectApi(api_url), clients.notifier, incident_id, by, note
+        )
+    except OncallError as exc:
+        raise _fail(str(exc)) from exc
+    post = f"post-incident run {run.id}" if run else "no post-incident deployment registered"
+    console.print(f"{incident.id} {incident.transitions[-1].note}; {post}.")
+
+
+@app.command()
+def reopen(
+    incident_id: Annotated[str, typer.Argument(help="The resolved incident that is back.")],
+    by: Annotated[str, typer.Option("--by", help="Who reopens it; recorded.")],
+    reason: Annotated[str, typer.Option("--reason", help="What is happening again.")],
+) -> None:
+    """Reopen a resolved incident: it is escalated again, with you on it."""
+    from oncall import lifecycle
+    from oncall.clients import Clients
+
+    clients = Clients(OncallSettings())
+    try:
+        incident = lifecycle.reopen(clients.store, clients.notifier, incident_id, by, reason)
+    except OncallError as exc:
+        raise _fail(str(exc)) from exc
+    console.print(f"{incident.id} {incident.transitions[-1].note}.")
+
+
+@app.command()
+def pause(
+    service: Annotated[
+        str | None, typer.Argument(help="The service (alert label or catalog name).")
+    ] = None,
+    all_services: Annotated[bool, typer.Option("--all", help="Every service.")] = False,
+    duration: Annotated[
+        str, typer.Option("--for", help="How long: 30m, 2h, 1h30m, 1d (at most 7 days).")
+    ] = "1h",
+    reason: Annotated[str, typer.Option("--reason", help="Why; shown wherever it applies.")] = "",
+    by: Annotated[str, typer.Option("--by", help="Who pauses; recorded.")] = "",
+) -> None:
+    """Pause the automation: playbooks still diagnose and page, but change nothing."""
+    from pydantic import ValidationError
+
+    from oncall.pauses import ALL, PauseRequest, Pauses, parse_duration
+    from oncall.store import IncidentStore
+
+    if all_services == (service is not None):
+        raise _fail("name one SERVICE, or --all", code=2)
+    try:
+        request = PauseRequest(
+            service=ALL if all_services else str(service),
+            duration=parse_duration(duration),
+            reason=reason,
+            by=by,
+        )
+        done = Pauses(IncidentStore(OncallSettings().store_url)).pause(request)
+    except ValidationError as exc:
+        problems = "; ".join(f"--{e['loc'][0]}: {e['msg']}" for e in exc.errors())
+        raise _fail(
+            problems.replace("--service", "SERVICE").replace("--duration", "--for"), code=2
+        ) from exc
+    except OncallError as exc:
+        raise _fail(str(exc), code=2) from exc
+    console.print(f"{done.describe()} (ends by itself; `oncall resume` ends it now)")
+
+
+@app.command()
+def resume(
+    service: Annotated[str | None, typer.Argument(help="The paused service.")] = None,
+    all_services: Annotated[bool, typer.Option("--all", help="The all-services pause.")] = False,
+    by: Annotated[str, typer.Option("--by", help="Who resumes; recorded.")] = "",
+) -> None:
+    """End a pause of the automation before it expires."""
+    from oncall.pauses import ALL, Pauses
+    from oncall.store import IncidentStore
+
+    if all_services == (service is not None) or not by:
+        raise _fail("name one SERVICE (or --all), and --by", code=2)
+    try:
+        ended = Pauses(IncidentStore(OncallSettings().store_url)).resume(
+            ALL if all_services else str(service), by
+        )
+    except OncallError as exc:
+        raise _fail(str(exc)) from exc
+    if not ended:
+        raise _fail(f"no running pause of {'all services' if all_services else service}")
+    console.print(f"{len(ended)} pause(s) ended by {by}; the automation acts again.")
+
+
+@app.command()
+def paused() -> None:
+    """List the running pauses of the automation."""
+    from oncall.pauses import Pauses
+    from oncall.store import IncidentStore
+
+    try:
+        running = Pauses(IncidentStore(OncallSettings().store_url)).active()
+    except OncallError as exc:
+        raise _fail(str(exc)) from exc
+    if not running:
+        console.print("The automation runs everywhere: no pause.")
+    for pause in running:
+        console.print(pause.describe())
 
 
 @server_app.command("start")

@@ -23,6 +23,10 @@ class UnsafeToRemediate(OncallError):
     """A guard refused a destructive action: escalate to a human instead of acting."""
 
 
+class AutomationPaused(UnsafeToRemediate):
+    """The automation is paused for the service: diagnose and page, change nothing."""
+
+
 class NotFoundError(PermanentError):
     """The object the playbook needs does not exist."""
 

@@ -16,8 +16,9 @@ from sqlalchemy import func, select
 
 from oncall.approval import ApprovalDecision
 from oncall.clients.prefect_api import PrefectApi
-from oncall.errors import UnsafeToRemediate
+from oncall.errors import AutomationPaused, UnsafeToRemediate
 from oncall.models import ActionKind, Severity, utcnow
+from oncall.pauses import Pauses
 from oncall.store import IncidentStore, remediation_ledger
 
 
@@ -81,6 +82,14 @@ class Guard:
 
     def __init__(self, policy: GuardPolicy, store: IncidentStore, prefect: PrefectApi) -> None:
         self.policy, self.store, self.prefect = policy, store, prefect
+        # Other names of the service (its catalog entry's): a pause of either stops changes.
+        self.also_known_as: tuple[str, ...] = ()
+
+    def check_pause(self, service: str) -> None:
+        """Refuse any change while the automation is paused for the service (or for all)."""
+        pause = Pauses(self.store).blocking(service, *self.also_known_as)
+        if pause is not None:
+            raise AutomationPaused(f"not applied: {pause.describe()}")
 
     def check_namespace(self, namespace: str) -> None:
         """Refuse a namespace outside the allow-list."""
@@ -161,6 +170,7 @@ class Guard:
             yield False
             return
         with self.prefect.exclusive(f"oncall-remediate-{service}", self.policy.concurrency_wait_s):
+            self.check_pause(service)  # again under the lock: it may have begun meanwhile
             self._check_budget(service, kind)
             try:
                 yield True

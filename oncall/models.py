@@ -242,6 +242,24 @@ _TITLES = {
     Severity.P3: "Medium",
     Severity.P4: "Low",
 }
+
+
+class PagePolicy(enum.StrEnum):
+    """When an incident of a severity wakes a person through PagerDuty."""
+
+    IMMEDIATELY = "immediately"  # as soon as it opens
+    WHEN_NEEDED = "when_needed"  # only once a person is needed: approval, escalation
+    NEVER = "never"  # Slack only
+
+
+# P1 pages at once; P2 and P3 only when the automation needs a person; P4 stays in Slack.
+DEFAULT_PAGE_POLICY: dict[Severity, PagePolicy] = {
+    Severity.P1: PagePolicy.IMMEDIATELY,
+    Severity.P2: PagePolicy.WHEN_NEEDED,
+    Severity.P3: PagePolicy.WHEN_NEEDED,
+    Severity.P4: PagePolicy.NEVER,
+}
+
 _WORDS = {
     "critical": Severity.P1,
     "page": Severity.P1,

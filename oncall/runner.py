@@ -26,11 +26,18 @@ from uuid import UUID
 import yaml
 from prefect import Flow
 from prefect.client.orchestration import SyncPrefectClient
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterDeploymentId,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+)
+from prefect.client.schemas.objects import StateType
 from prefect.client.schemas.schedules import CronSchedule
 from prefect.exceptions import Abort
 from prefect.flow_engine import run_flow
 from prefect.settings import PREFECT_API_URL, temporary_settings
-from prefect.states import Crashed, Pending
+from prefect.states import Crashed, Pending, Scheduled
 from prefect.utilities.engine import propose_state_sync
 from pydantic import BaseModel, Field
 
@@ -91,9 +98,15 @@ class WarmRunner:
         specs: list[DeploymentSpec],
         poll_s: float = 0.2,
         max_runs: int = 200,
+        orphaned_after_s: float = 20.0,
     ) -> None:
         self.api_url, self.specs, self.poll_s = api_url, specs, poll_s
         self.max_runs = max_runs
+        # A claim (Pending) normally turns Running within milliseconds; one older than this
+        # belongs to a runner that died between the two, and is given back (see
+        # `recover_orphans`).
+        self.orphaned_after_s = orphaned_after_s
+        self._next_orphan_check = 0.0
         self.inflight: dict[UUID, threading.Thread] = {}
         self._inflight_lock = threading.Lock()
         self.flows: dict[UUID, Flow[..., Any]] = {}
@@ -132,8 +145,51 @@ class WarmRunner:
             ids[full] = deployment_id
         return ids
 
+    def recover_orphans(self, client: SyncPrefectClient) -> int:
+        """Give back to the schedule the runs of our deployments that a dead runner claimed
+        (Pending for longer than ``orphaned_after_s``, not ours); return how many.
+
+        Without this, a runner killed between its claim and the run's start leaves the run
+        Pending for good: an escalation timer that never fires. Several runners may find
+        the same orphan; each puts it back to Scheduled, and the claim lets one win.
+        """
+        pending = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                deployment_id=FlowRunFilterDeploymentId(any_=list(self.flows)),
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PENDING])),
+            ),
+            limit=200,
+        )
+        now = datetime.now(UTC)
+        recovered = 0
+        for run in pending:
+            with self._inflight_lock:
+                ours = run.id in self.inflight
+            state = run.state
+            if ours or state is None or state.timestamp is None:
+                continue
+            if (now - state.timestamp).total_seconds() < self.orphaned_after_s:
+                continue
+            log.warning(
+                "flow run %s (%s) was claimed %.0f s ago by a runner that never started it: "
+                "back to Scheduled",
+                run.id,
+                run.name,
+                (now - state.timestamp).total_seconds(),
+            )
+            client.set_flow_run_state(
+                run.id,
+                Scheduled(scheduled_time=now, message="claimed by a runner that died"),
+                force=True,
+            )
+            recovered += 1
+        return recovered
+
     def poll_once(self, client: SyncPrefectClient) -> int:
         """Claim and start every due run; return how many were started."""
+        if time.monotonic() >= self._next_orphan_check:
+            self._next_orphan_check = time.monotonic() + max(1.0, self.orphaned_after_s / 4)
+            self.recover_orphans(client)
         with self._inflight_lock:
             room = self.max_runs - len(self.inflight)
         if room <= 0:

@@ -6,8 +6,10 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from oncall.models import DEFAULT_PAGE_POLICY, PagePolicy, Severity
 
 
 def secret_file(path: Path, make: Callable[[], str]) -> str:
@@ -84,6 +86,17 @@ class OncallSettings(BaseSettings):
     intake_token: SecretStr | None = Field(
         default=None, description="Bearer token the intake service requires."
     )
+    page_policy: dict[Severity, PagePolicy] = Field(
+        default_factory=lambda: dict(DEFAULT_PAGE_POLICY),
+        description="Severity -> when PagerDuty pages a person (immediately, when_needed, "
+        'never), as JSON: {"P2": "immediately"}; severities left out keep the default '
+        "(P1 immediately, P2-P3 when_needed, P4 never). A catalog entry may override it.",
+    )
+
+    @field_validator("page_policy")
+    @classmethod
+    def _complete_page_policy(cls, given: dict[Severity, PagePolicy]) -> dict[Severity, PagePolicy]:
+        return {**DEFAULT_PAGE_POLICY, **given}
 
     @property
     def store_url(self) -> str:

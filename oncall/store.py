@@ -63,6 +63,20 @@ approver_tokens = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
+# The automation off switch (oncall.pauses): while one runs, nothing of its service changes.
+automation_pauses = Table(
+    "automation_pauses",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("service", String(200), nullable=False, index=True),
+    Column("until", DateTime(timezone=True), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("by", String(200), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True), nullable=True),
+    Column("ended_by", String(200), nullable=True),
+)
+
 
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets its directory created and WAL for concurrent readers."""

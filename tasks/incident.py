@@ -6,6 +6,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+from oncall import lifecycle
 from oncall.clients.notify import Notifier
 from oncall.clients.prefect_api import PrefectApi
 from oncall.errors import NotFoundError
@@ -81,9 +82,11 @@ def tag_subject(prefect: PrefectApi, subject: Subject) -> None:
 
 @store_task
 def acknowledge(store: IncidentStore, notifier: Notifier, incident: Incident) -> Incident:
-    """Acknowledge the alert: the playbook has picked it up (seed step 1)."""
+    """Seed step 1: the playbook has picked the alert up (the pager stays with people)."""
     incident = store.transition(incident.id, IncidentStatus.ACKNOWLEDGED, "playbook started")
-    notifier.acknowledged(incident)
+    # Not an acknowledgement in PagerDuty: that would stop its escalation policy, and
+    # only a person's answer does that (oncall.lifecycle.acknowledge).
+    notifier.step(incident, f"Picked up by playbook `{incident.playbook}`")
     return incident
 
 
@@ -115,9 +118,11 @@ def mark_mitigated(store: IncidentStore, incident: Incident, note: str) -> Incid
 
 
 @store_task
-def resolve(store: IncidentStore, notifier: Notifier, incident: Incident, note: str) -> Incident:
-    """Record the verified resolution and announce it."""
-    incident = store.transition(incident.id, IncidentStatus.RESOLVED, note)
+def resolve(
+    store: IncidentStore, prefect: PrefectApi, notifier: Notifier, incident: Incident, note: str
+) -> Incident:
+    """Record the verified resolution, stop the timers and announce it."""
+    incident = lifecycle.resolve(store, prefect, incident.id, note)
     notifier.resolved(incident, note)
     return incident
 
@@ -128,10 +133,12 @@ def record_approval(store: IncidentStore, incident: Incident, approval: Approval
     return store.add_approval(incident.id, approval)
 
 
-@store_task
-def acknowledge_by_human(store: IncidentStore, incident: Incident, who: str) -> Incident:
-    """Record that a person has taken the incident (escalation timers stop)."""
-    return store.acknowledge_by_human(incident.id, who)
+@task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 2, 4])
+def acknowledge_by_human(
+    store: IncidentStore, prefect: PrefectApi, notifier: Notifier, incident: Incident, who: str
+) -> Incident:
+    """A person has taken the incident: timers stop, PagerDuty is acknowledged for them."""
+    return lifecycle.acknowledge(store, prefect, notifier, incident.id, who).incident
 
 
 def _paged(incident: Incident) -> list[str]:

@@ -15,7 +15,7 @@ from oncall.store import IncidentStore
 
 if TYPE_CHECKING:
     from oncall.catalog import ServiceCatalog, ServiceEntry
-    from oncall.models import Incident
+    from oncall.models import Incident, PagePolicy
 
 
 @dataclass
@@ -56,8 +56,20 @@ class Clients:
     def notifier(self) -> Notifications:
         """Slack and PagerDuty as configured, else the log; failures are recorded, not raised."""
         return build_notifier(
-            self.store, self._run_url, self.slack_channel_for, self.pagerduty_key_for
+            self.store,
+            self._run_url,
+            self.slack_channel_for,
+            self.pagerduty_key_for,
+            self.page_policy_for,
         )
+
+    def page_policy_for(self, incident: Incident) -> PagePolicy:
+        """When the incident's severity pages a person: its catalog service's policy, else
+        ONCALL_PAGE_POLICY."""
+        entry = self.service_entry(incident)
+        if entry is not None and incident.severity in entry.page_policy:
+            return entry.page_policy[incident.severity]
+        return self.settings.page_policy[incident.severity]
 
     def _run_url(self, flow_run_id: str) -> str | None:
         try:

@@ -14,12 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from oncall.clients.pagerduty import SEVERITIES, PagerDutyClient
+from oncall.clients.pagerduty import SEVERITIES, EventAction, PagerDutyClient
 from oncall.errors import TransientError
-from oncall.models import Action, Approval, Incident
+from oncall.models import DEFAULT_PAGE_POLICY, Action, Approval, Incident, PagePolicy
 from oncall.store import IncidentStore
 
 log = logging.getLogger("oncall.notify")
+
+PAGED = "paged"  # the Action recorded when PagerDuty was asked to wake someone
+PAGE_RESOLVED = "page-resolved"  # ... and when that page was resolved
 
 
 class Notifier(Protocol):
@@ -29,7 +32,7 @@ class Notifier(Protocol):
         """An incident was opened (or picked up again by a re-run)."""
 
     def acknowledged(self, incident: Incident) -> None:
-        """The playbook has taken the incident."""
+        """A person has taken the incident (``incident.acknowledged_by``)."""
 
     def step(self, incident: Incident, text: str, detail: dict[str, Any] | None = None) -> None:
         """The playbook moved on: ``text`` is the current step, ``detail`` its evidence."""
@@ -80,8 +83,8 @@ class LogNotifier:
         self.notify(incident, f"opened ({incident.id})")
 
     def acknowledged(self, incident: Incident) -> None:
-        """Log the acknowledgement."""
-        self.notify(incident, f"acknowledged by playbook {incident.playbook}")
+        """Log who took the incident."""
+        self.notify(incident, f"acknowledged by {incident.acknowledged_by}")
 
     def step(self, incident: Incident, text: str, detail: dict[str, Any] | None = None) -> None:
         """Log the step."""
@@ -105,25 +108,45 @@ class LogNotifier:
 
 
 class PagerDutyNotifier:
-    """Keeps the PagerDuty incident (``dedup_key`` = our incident id) in step with ours."""
+    """Keeps the PagerDuty incident (``dedup_key`` = our incident id) in step with ours.
+
+    The pager stays with people: a ``trigger`` wakes someone when the incident's page
+    policy says so (at once, or only when a person is needed: an approval, an
+    escalation), and only a person's answer sends ``acknowledge``; an acknowledged
+    PagerDuty incident stops its escalation policy, so the automation never sends one on
+    its own. ``resolve`` follows only a page that was sent.
+    """
 
     def __init__(
         self,
         client: PagerDutyClient,
         run_url: Callable[[str], str | None],
         routing_key_for: Callable[[Incident], str | None] | None = None,
+        policy_for: Callable[[Incident], PagePolicy] | None = None,
+        store: IncidentStore | None = None,
     ) -> None:
         self.client, self.run_url, self.routing_key_for = client, run_url, routing_key_for
+        self.policy_for = policy_for or (lambda incident: DEFAULT_PAGE_POLICY[incident.severity])
+        self.store = store
+        self._paged: set[str] = set()
 
     def _key(self, incident: Incident) -> str | None:
         """The incident's service's own integration key (None: the configured one)."""
         return self.routing_key_for(incident) if self.routing_key_for else None
 
-    def opened(self, incident: Incident) -> None:
-        """Trigger, unless the incident came from PagerDuty in the first place."""
+    def paged(self, incident: Incident) -> bool:
+        """Whether a page went out for the incident (by this process or an earlier run)."""
+        if incident.id in self._paged:
+            return True
+        current = self.store.get(incident.id) if self.store is not None else incident
+        pages = [a.kind for a in current.actions if a.kind in (PAGED, PAGE_RESOLVED)]
+        return bool(pages) and pages[-1] == PAGED
+
+    def page(self, incident: Incident, why: str) -> None:
+        """Trigger the PagerDuty incident (once; PagerDuty dedups a repeat) and record it."""
         alert = incident.alert
-        if alert.labels.get("source") == "pagerduty":
-            return
+        if alert.labels.get("source") == "pagerduty" or self.paged(incident):
+            return  # PagerDuty already pages for it
         links = (
             [{"href": alert.generator_url, "text": "Alert source"}] if alert.generator_url else []
         )
@@ -138,65 +161,86 @@ class PagerDutyNotifier:
             component=alert.service,
             group=alert.labels.get("namespace"),
             event_class=alert.name,
-            custom_details={"incident": incident.id, **alert.labels, **alert.annotations},
+            custom_details={
+                "incident": incident.id,
+                "why": why,
+                **alert.labels,
+                **alert.annotations,
+            },
             links=links,
             routing_key=self._key(incident),
         )
-
-    def acknowledged(self, incident: Incident) -> None:
-        """Acknowledge: the playbook is on it."""
-        self.client.acknowledge(incident.id, self._key(incident))
-
-    def step(self, incident: Incident, text: str, detail: dict[str, Any] | None = None) -> None:
-        """Steps stay in Slack."""
-
-    def approval_requested(self, incident: Incident, flow_run_id: str, plan_markdown: str) -> None:
-        """Approvals happen in Slack or the Prefect UI."""
-
-    def approval_decided(self, incident: Incident, approval: Approval) -> None:
-        """Approvals happen in Slack or the Prefect UI."""
-
-    def escalated(self, incident: Incident, reason: str, contacts: list[str]) -> None:
-        """PagerDuty runs its own escalation policy on the open incident."""
-
-    def resolved(self, incident: Incident, detail: str) -> None:
-        """Resolve: verified."""
-        self.client.resolve(incident.id, self._key(incident))
-
-
-class PagerDutyLog(LogNotifier):
-    """Without a routing key: says which PagerDuty events would have been sent."""
-
-    def __init__(self) -> None:
-        super().__init__(channel="PagerDuty Events v2", service="PagerDuty")
-
-    def _event(self, incident: Incident, action: str) -> None:
-        self.notify(incident, f"{action} dedup_key={incident.id} (no ONCALL_PAGERDUTY_ROUTING_KEY)")
+        self._paged.add(incident.id)
+        if self.store is not None:
+            self.store.add_action(
+                incident.id,
+                Action(kind=PAGED, target="pagerduty", detail={"why": why}),
+            )
 
     def opened(self, incident: Incident) -> None:
-        """Log the trigger."""
-        if incident.alert.labels.get("source") != "pagerduty":
-            self._event(incident, "trigger")
+        """Page at once when the severity's policy says so."""
+        if self.policy_for(incident) is PagePolicy.IMMEDIATELY:
+            self.page(incident, "opened")
 
     def acknowledged(self, incident: Incident) -> None:
-        """Log the acknowledge event."""
-        self._event(incident, "acknowledge")
+        """A person has the incident: acknowledge the page on their behalf."""
+        if self.paged(incident):
+            self.client.acknowledge(incident.id, self._key(incident))
 
     def step(self, incident: Incident, text: str, detail: dict[str, Any] | None = None) -> None:
         """Steps stay in Slack."""
 
     def approval_requested(self, incident: Incident, flow_run_id: str, plan_markdown: str) -> None:
-        """Nothing for PagerDuty."""
+        """A person is needed: page, unless the policy keeps this severity in Slack."""
+        if self.policy_for(incident) is not PagePolicy.NEVER:
+            self.page(incident, "approval requested")
 
     def approval_decided(self, incident: Incident, approval: Approval) -> None:
-        """Nothing for PagerDuty."""
+        """Approvals happen in Slack or the Prefect UI."""
 
     def escalated(self, incident: Incident, reason: str, contacts: list[str]) -> None:
-        """PagerDuty escalates on its own."""
+        """A person is needed: page (PagerDuty's escalation policy takes it from there)."""
+        if self.policy_for(incident) is not PagePolicy.NEVER:
+            self.page(incident, f"escalated: {reason}")
 
     def resolved(self, incident: Incident, detail: str) -> None:
-        """Log the resolve event."""
-        self._event(incident, "resolve")
+        """Resolve the page, if there was one; an unpaged incident stays out of PagerDuty."""
+        if not self.paged(incident):
+            return
+        self.client.resolve(incident.id, self._key(incident))
+        self._paged.discard(incident.id)
+        if self.store is not None:  # a reopened incident pages afresh
+            self.store.add_action(incident.id, Action(kind=PAGE_RESOLVED, target="pagerduty"))
+
+
+class PagerDutyLog(PagerDutyNotifier):
+    """Without a routing key: says which PagerDuty events would have been sent."""
+
+    def __init__(self, policy_for: Callable[[Incident], PagePolicy] | None = None) -> None:
+        super().__init__(_WouldSend(), lambda _: None, policy_for=policy_for)
+
+
+class _WouldSend(PagerDutyClient):
+    """A PagerDuty client that logs its events instead of sending them."""
+
+    def __init__(self) -> None:
+        self.routing_key = ""
+
+    def send(
+        self,
+        action: EventAction,
+        dedup_key: str,
+        extra: dict[str, Any] | None = None,
+        routing_key: str | None = None,
+    ) -> str:
+        """Log the event that would have gone out."""
+        log.info(
+            "(no PagerDuty configured; would have sent) %s dedup_key=%s "
+            "(set ONCALL_PAGERDUTY_ROUTING_KEY)",
+            action,
+            dedup_key,
+        )
+        return dedup_key
 
 
 @dataclass
@@ -252,7 +296,7 @@ class Notifications:
         self._each(incident, "opened", lambda n: n.opened(incident))
 
     def acknowledged(self, incident: Incident) -> None:
-        """Tell every channel the playbook has the incident."""
+        """Tell every channel a person has the incident."""
         self._each(incident, "acknowledged", lambda n: n.acknowledged(incident))
 
     def step(self, incident: Incident, text: str, detail: dict[str, Any] | None = None) -> None:
@@ -289,11 +333,13 @@ def build_notifier(
     run_url: Callable[[str], str | None],
     channel_for: Callable[[Incident], str | None] | None = None,
     routing_key_for: Callable[[Incident], str | None] | None = None,
+    policy_for: Callable[[Incident], PagePolicy] | None = None,
 ) -> Notifications:
     """The channels the environment configures; the log says where the rest would have gone.
 
     ``channel_for`` names an incident's own Slack channel (its catalog service's), if any;
-    ``routing_key_for`` its service's own PagerDuty integration key.
+    ``routing_key_for`` its service's own PagerDuty integration key; ``policy_for`` when
+    its severity pages a person.
     """
     from oncall.clients.pagerduty import PagerDutySettings
     from oncall.clients.slack import SlackSettings
@@ -308,7 +354,12 @@ def build_notifier(
         channels.append(("log", LogNotifier(channel=slack_settings.channel)))
     pagerduty = PagerDutyClient.from_settings(PagerDutySettings())
     if pagerduty is not None:
-        channels.append(("pagerduty", PagerDutyNotifier(pagerduty, run_url, routing_key_for)))
+        channels.append(
+            (
+                "pagerduty",
+                PagerDutyNotifier(pagerduty, run_url, routing_key_for, policy_for, store),
+            )
+        )
     else:
-        channels.append(("pagerduty-log", PagerDutyLog()))
+        channels.append(("pagerduty-log", PagerDutyLog(policy_for)))
     return Notifications(channels, store)

@@ -19,7 +19,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 
 from oncall.clients.prefect_api import PrefectApi
 from oncall.errors import NotFoundError, OncallError, PermanentError, TransientError
-from oncall.models import Incident, IncidentStatus, Severity
+from oncall.models import Incident, Severity
 from oncall.store import IncidentStore
 
 log = logging.getLogger("oncall.pagerduty")
@@ -219,6 +219,8 @@ def handle_pagerduty_event(event: dict[str, Any], store: IncidentStore, prefect:
     ``incident.acknowledged`` by a person stops the escalation timers;
     ``incident.resolved`` closes the incident. Both are idempotent (PagerDuty re-delivers).
     """
+    from oncall import lifecycle  # it imports the notifiers, which import this module
+
     event_type = str(event.get("event_type", ""))
     if event_type not in ("incident.acknowledged", "incident.resolved"):
         return "ignored"
@@ -228,19 +230,18 @@ def handle_pagerduty_event(event: dict[str, Any], store: IncidentStore, prefect:
     who = _person(event.get("agent"))
     if event_type == "incident.acknowledged":
         if who is None:
-            # Our own Events API acknowledge comes back as a webhook from the integration.
+            # An acknowledge from an integration is not a person answering.
             return "acknowledged by an integration: ignored"
-        store.acknowledge_by_human(incident.id, who)
-        cancelled = prefect.cancel_scheduled(f"incident:{incident.id}", f"acknowledged by {who}")
+        # PagerDuty already knows: no acknowledge goes back to it.
+        done = lifecycle.acknowledge(store, prefect, None, incident.id, who)
         log.info(
-            "%s acknowledged in PagerDuty by %s; %d timer(s) cancelled", incident.id, who, cancelled
+            "%s acknowledged in PagerDuty by %s; %d timer(s) cancelled",
+            incident.id,
+            who,
+            done.cancelled,
         )
-        return f"acknowledged by {who}; {cancelled} escalation timer(s) cancelled"
-    if incident.status is not IncidentStatus.RESOLVED:
-        store.transition(
-            incident.id, IncidentStatus.RESOLVED, f"resolved in PagerDuty by {who or 'PagerDuty'}"
-        )
-    prefect.cancel_scheduled(f"incident:{incident.id}", "resolved in PagerDuty")
+        return f"acknowledged by {who}; {done.cancelled} escalation timer(s) cancelled"
+    lifecycle.resolve(store, prefect, incident.id, f"resolved in PagerDuty by {who or 'PagerDuty'}")
     return "resolved"
 
 

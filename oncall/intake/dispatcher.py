@@ -20,6 +20,7 @@ from oncall.intake.metrics import IntakeMetrics
 from oncall.intake.prefect_runs import FINAL_STATES, PrefectRuns
 from oncall.intake.queue import Claim, DispatchQueue, PendingRun
 from oncall.intake.settings import IntakeSettings
+from oncall.lifecycle import POSTMORTEM_TAG
 from oncall.models import Alert, utcnow
 
 log = logging.getLogger(__name__)
@@ -159,6 +160,9 @@ class Dispatcher:
             alert = Alert.model_validate(run.parameters["alert"])
             self.queue.inbox.ensure_incident(run.incident_id, alert, deployment)
         tags = ["oncall-intake", f"incident:{run.incident_id}"]
+        if run.kind == "post-incident":
+            # Not ``incident:<id>``: resolving cancels the scheduled runs with that tag.
+            tags = ["oncall-intake", POSTMORTEM_TAG, f"postmortem:{run.incident_id}"]
         try:
             created = self.prefect.create_run(deployment, run.parameters, run.key, tags)
         except NotFoundError as exc:

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 
 from oncall.intake.inbox import Inbox, as_utc
 from oncall.intake.tables import dispatches, tracked_incidents
+from oncall.lifecycle import post_incident_key
 from oncall.models import utcnow
 
 
@@ -162,7 +163,7 @@ class DispatchQueue:
         queued: list[str] = []
         with self.inbox.tx() as conn:
             for row in conn.execute(select(tracked_incidents.c.incident_id).where(due)).all():
-                key, now = f"post-incident:{row.incident_id}", utcnow()
+                key, now = post_incident_key(row.incident_id), utcnow()
                 conn.execute(
                     self.inbox.insert_ignoring_duplicates(
                         dispatches,

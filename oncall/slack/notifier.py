@@ -152,8 +152,8 @@ class SlackNotifier:
         )
 
     def acknowledged(self, incident: Incident) -> None:
-        """Show that the playbook has the incident."""
-        self._step(incident, f"Acknowledged by playbook `{incident.playbook}`")
+        """Show who has the incident."""
+        self._step(incident, f"Acknowledged by {incident.acknowledged_by}")
 
     def step(self, incident: Incident, text: str, detail: dict[str, Any] | None = None) -> None:
         """Show the current step; its evidence goes in the thread."""

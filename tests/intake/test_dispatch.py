@@ -157,13 +157,52 @@ def test_resolved_after_the_playbook_finished_starts_the_post_incident_flow(
         later = am_alert("HighApiErrorRate", service=service, note="again")
         body = client.post("/v1/alerts/alertmanager", json=am_message(later), headers=AUTH).json()
         assert body["new"] == 1 and body["incidents"] != [incident_id]
-    post = [
-        r
-        for r in flow_runs(deployments.api_url, f"incident:{incident_id}")
-        if r["id"] == view["post_incident_flow_run_id"]
-    ]
+    post = flow_runs(deployments.api_url, f"postmortem:{incident_id}")
+    assert [r["id"] for r in post] == [view["post_incident_flow_run_id"]]
     assert post[0]["parameters"] == {"incident_id": incident_id}
     assert post[0]["idempotency_key"] == f"post-incident:{incident_id}"
+    # Not tagged with the incident: a later resolution (PagerDuty, `oncall ack`) cancels
+    # the incident's scheduled runs, and must not cancel its postmortem.
+    assert f"incident:{incident_id}" not in post[0]["tags"]
+
+
+@pytest.mark.parametrize("first", ["playbook", "intake"])
+def test_one_post_incident_run_whichever_starts_it_first(
+    make_app: AppFactory, store_url: str, deployments: Deployments, first: str
+) -> None:
+    """The playbook starts the post-incident run when it resolves; the intake when the
+    alert's resolved notification arrives after the playbook finished: one run."""
+    from oncall import lifecycle
+    from oncall.clients.prefect_api import PrefectApi
+
+    app = make_app(store_url, dispatch=True, prefect_api_url=deployments.api_url)
+    alert = am_alert()
+    prefect = PrefectApi(deployments.api_url)
+    with TestClient(app) as client:
+        (incident_id,) = client.post(
+            "/v1/alerts/alertmanager", json=am_message(alert), headers=AUTH
+        ).json()["incidents"]
+        run_id = wait_for(lambda: _incident(client, incident_id)["flow_run_id"], 20, "the run")
+        by_playbook = None
+        if first == "playbook":  # it resolved the incident before the alert did
+            by_playbook = lifecycle.start_post_incident(prefect, incident_id)
+        client.post("/v1/alerts/alertmanager", json=am_message(resolved(alert)), headers=AUTH)
+        finished = httpx.post(
+            f"{deployments.api_url}/flow_runs/{run_id}/set_state",
+            json={"state": {"type": "COMPLETED", "name": "Resolved"}, "force": True},
+        )
+        assert finished.status_code in (200, 201), finished.text
+        view = wait_for(
+            lambda: (v := _incident(client, incident_id))["post_incident_flow_run_id"] and v,
+            20,
+            "the post-incident run",
+        )
+        if by_playbook is None:
+            by_playbook = lifecycle.start_post_incident(prefect, incident_id)
+    assert by_playbook is not None
+    assert str(by_playbook.id) == view["post_incident_flow_run_id"]
+    post = flow_runs(deployments.api_url, f"postmortem:{incident_id}")
+    assert [r["id"] for r in post] == [view["post_incident_flow_run_id"]]
 
 
 class LockedEveryOtherCreate:

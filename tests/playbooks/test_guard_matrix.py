@@ -13,6 +13,8 @@ Modes:
 - **concurrent**: another remediation holds the service's slot
   (``oncall-remediate-<service>``) while the playbook runs, ``concurrency_wait_s = 0.5``.
 - **cap**: ``guard.max_replicas`` below the playbook's ``scale_to``.
+- **paused**: the automation is paused for the alert's service (``oncall pause``); no
+  approval is asked, the run escalates with its plan not applied.
 
 The approval pause comes first (``PlaybookRun.mitigate``), the guards run after it inside
 ``apply_plan`` (allow-list, approval, the concurrency slot, the budget, then the replica cap).
@@ -61,6 +63,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +76,7 @@ from oncall.clients.kube import KubeClient
 from oncall.clients.prefect_api import PrefectApi
 from oncall.drill_catalog import DrillPlan, plan_drill
 from oncall.models import Alert, Incident, IncidentStatus, utcnow
+from oncall.pauses import PauseRequest, Pauses
 from oncall.playbooks import HighErrorRateConfig, HighLatencyConfig
 from oncall.sandbox import Sandbox
 from oncall.sandbox import world as sandbox_world
@@ -392,3 +396,22 @@ def test_scale_above_the_cap_is_refused(
     assert _applied(incident) == applied_before
     assert drill.kube.health(*scaled).replicas == replicas
     assert drill.kube.deployment(*scaled)["spec"]["replicas"] == replicas
+
+
+@pytest.mark.parametrize("drill", CASES, ids=_ids, indirect=True)
+def test_paused_automation_diagnoses_escalates_and_changes_nothing(drill: MatrixDrill) -> None:
+    """`oncall pause SERVICE`: no approval is asked, the plan is kept but not applied."""
+    store = IncidentStore(OncallSettings().store_url)
+    service = drill.alert.service
+    pause = Pauses(store).pause(
+        PauseRequest(service=service, duration=timedelta(hours=1), reason="migration", by="lee")
+    )
+    before = drill.snapshot()
+    try:
+        state, incident = drill.run()
+    finally:
+        Pauses(store).resume(service, "test")
+    note = _escalated(state, incident, drill.case.first)
+    assert note == f"{drill.case.first} not applied: {pause.describe()}"
+    assert incident.approvals == []
+    _nothing_changed(drill, before, incident)

@@ -21,7 +21,8 @@ from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import FlowRun
 from prefect.exceptions import PrefectHTTPStatusError
-from prefect.states import Suspended
+from prefect.states import Pending, Suspended
+from prefect.utilities.engine import propose_state_sync
 
 from oncall.runner import DeploymentSpec, WarmRunner
 
@@ -133,3 +134,27 @@ def test_a_suspension_requested_from_outside_reaches_a_warm_run(
             time.sleep(0.2)
         state = client.read_flow_run(run_id).state
         assert state is not None and state.name == "Suspended"
+
+
+def test_a_run_claimed_by_a_runner_that_died_is_run_by_the_next(prefect_api: str) -> None:
+    """A runner killed between its claim (Pending) and the run's start must not leave the
+    run Pending for good: an escalation timer would never fire."""
+    dead = WarmRunner(prefect_api, [WORKING])
+    deployment = dead.register()["long-checks/runner-test"]
+    with SyncPrefectClient(prefect_api) as client:
+        run_id = client.create_flow_run_from_deployment(deployment, parameters={"steps": 1}).id
+        claimed = propose_state_sync(client, Pending(), flow_run_id=run_id)  # ... then it died
+        assert claimed.is_pending()
+        warm = WarmRunner(prefect_api, [WORKING], poll_s=0.2, orphaned_after_s=1.0)
+        thread = threading.Thread(target=warm.serve)
+        thread.start()
+        try:
+            deadline = time.monotonic() + 60
+            while not (state := client.read_flow_run(run_id).state) or not state.is_final():
+                assert time.monotonic() < deadline, f"the orphaned run stayed {state}"
+                time.sleep(0.2)
+        finally:
+            warm.stop(grace_s=10)
+            thread.join(15)
+    assert state.is_completed(), state
+    assert warm.started_runs == 1

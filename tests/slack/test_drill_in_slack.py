@@ -178,11 +178,12 @@ def test_approve_in_slack_resumes_the_drill_and_the_message_follows_it(
     assert _in_order(
         steps,
         [
-            lambda s: s.startswith("Acknowledged by playbook"),
+            lambda s: s.startswith("Picked up by playbook"),
             lambda s: s.startswith("diagnosis"),
             lambda s: s.startswith("rollback") and "planned" in s,
             lambda s: s == "Waiting for approval",
             lambda s: "approved by" in s,
+            lambda s: s.startswith("Acknowledged by "),  # the approver has it now
             lambda s: s.startswith("rollback") and "done" in s,
             lambda s: s.startswith("rollout"),
             lambda s: s.startswith("Resolved"),
@@ -191,7 +192,8 @@ def test_approve_in_slack_resumes_the_drill_and_the_message_follows_it(
     thread = " ".join(m.text for m in slack.thread(message.ts))
     assert "Approval needed" in thread and "Resolved" in thread and "diagnosis" in thread
 
-    # PagerDuty: triggered, acknowledged, resolved under the incident's key.
+    # PagerDuty: triggered (P1: at once), acknowledged only once the approver answered,
+    # resolved, under the incident's key.
     assert fake_pagerduty.actions(incident.id) == ["trigger", "acknowledge", "resolve"]
     trigger = fake_pagerduty.events[0]
     assert trigger["payload"]["severity"] == "critical"

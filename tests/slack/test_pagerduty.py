@@ -121,9 +121,9 @@ def test_events_carry_the_incident_key_and_429_and_5xx_are_retried(
     with pytest.raises(PagerDutyRefused, match="routing_key"):
         wrong.resolve(incident.id)
 
-    # Through the notifier a refusal is recorded on the incident, never raised.
-    Notifications([("pagerduty", PagerDutyNotifier(wrong, lambda _: None))], store).resolved(
-        incident, "verified"
-    )
+    # Through the notifier a refusal is recorded on the incident, never raised (a P1 pages
+    # when it opens).
+    Notifications([("pagerduty", PagerDutyNotifier(wrong, lambda _: None))], store).opened(incident)
     (error,) = [a for a in store.get(incident.id).actions if a.kind == "notify-error"]
     assert error.target == "pagerduty" and "HTTP 400" in error.detail["error"]
+    assert error.detail["notification"] == "opened"

@@ -55,9 +55,10 @@ def test_slack_outage_and_a_refused_pagerduty_event_do_not_stop_the_drill(
     assert pd_error.detail["notification"] == "opened" and "HTTP 400" in pd_error.detail["error"]
     # Slack was tried once (with its retries), then left alone: no step waited on it again.
     assert 1 <= len(slack.requests) <= 3, [r.method for r in slack.requests]
-    # PagerDuty's 400 is not retried; the later events still go out.
-    assert [r.status for r in fake_pagerduty.requests] == [400, 202, 202]
-    assert fake_pagerduty.actions(incident.id) == ["acknowledge", "resolve"]
+    # PagerDuty's 400 is not retried; the page goes out at the next need of a person (the
+    # approval), then the approver's acknowledgement and the resolution.
+    assert [r.status for r in fake_pagerduty.requests] == [400, 202, 202, 202]
+    assert fake_pagerduty.actions(incident.id) == ["trigger", "acknowledge", "resolve"]
 
 
 def test_a_click_after_the_approval_expired_is_answered_and_changes_nothing(
