@@ -39,6 +39,7 @@ from oncall.models import AlertmanagerWebhook
 from oncall.prefect_auth import client_auth_string
 from oncall.routing import PlaybookRouter
 from oncall.settings import OncallSettings
+from oncall.slack.commands import SlackCommands
 from oncall.slack.interactivity import SlackInteractivity
 
 log = logging.getLogger(__name__)
@@ -173,6 +174,14 @@ def create_app(
         key=key,
     )
     app.include_router(app.state.slack.router)  # POST /v1/slack/interactivity
+    app.state.slack_commands = SlackCommands(
+        SlackSettings(),
+        lambda: inbox.store,
+        incident_api,
+        app.state.slack.approvers,
+        read_body=lambda request: receiver.read_body(request, intake.max_signed_body_bytes),
+    )
+    app.include_router(app.state.slack_commands.router)  # POST /v1/slack/commands
     authorized = [
         Depends(
             BearerAuth(
