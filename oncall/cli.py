@@ -382,6 +382,58 @@ def reopen(
 
 
 @app.command()
+def declare(
+    service: Annotated[str, typer.Argument(help="The service that is in trouble.")],
+    title: Annotated[str, typer.Option("--title", help="What is wrong, in one line.")],
+    by: Annotated[str, typer.Option("--by", help="Who declares it (they have it); recorded.")],
+    severity: Annotated[str, typer.Option("--severity", help="P1 to P4.")] = "P2",
+) -> None:
+    """Declare an incident no alert has raised: opened with you on it, announced, paged."""
+    from oncall import lifecycle
+    from oncall.clients import Clients
+    from oncall.models import Severity
+
+    if severity.upper() not in Severity.__members__:
+        raise _fail(f"--severity: {severity!r} is not one of P1, P2, P3, P4", code=2)
+    if not title.strip() or not by.strip():
+        raise _fail("--title and --by may not be empty", code=2)
+    clients = Clients(OncallSettings())
+    try:
+        incident = lifecycle.declare(
+            clients.store, clients.notifier, service, Severity(severity.upper()), title, by
+        )
+    except OncallError as exc:
+        raise _fail(str(exc)) from exc
+    console.print(f"{incident.id} declared: {incident.title}: {title} (acknowledged by {by})")
+
+
+@app.command("escalate")
+def escalate_incident(
+    incident_id: Annotated[str, typer.Argument(help="The incident to hand on.")],
+    to: Annotated[str, typer.Option("--to", help="secondary, manager or vp.")],
+    by: Annotated[str, typer.Option("--by", help="Who escalates; recorded.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why.")] = "",
+) -> None:
+    """Hand an incident on to the secondary, the manager or the VP (from the rotation)."""
+    from oncall import lifecycle
+    from oncall.clients import Clients
+
+    role = lifecycle.ESCALATE_TO.get(to.lower())
+    if role is None:
+        raise _fail(f"--to: {to!r} is not one of {', '.join(lifecycle.ESCALATE_TO)}", code=2)
+    clients = Clients(OncallSettings())
+    try:
+        incident = clients.store.get(incident_id)
+        contacts = clients.contacts_for(role, incident)
+        incident = lifecycle.escalate(
+            clients.store, clients.notifier, incident_id, role, contacts, by, reason
+        )
+    except OncallError as exc:
+        raise _fail(str(exc)) from exc
+    console.print(f"{incident.id} {incident.transitions[-1].note} ({', '.join(contacts)}).")
+
+
+@app.command()
 def pause(
     service: Annotated[
         str | None, typer.Argument(help="The service (alert label or catalog name).")

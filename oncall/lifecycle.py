@@ -8,6 +8,7 @@ run.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 from prefect.client.schemas.objects import FlowRun
@@ -15,7 +16,7 @@ from prefect.client.schemas.objects import FlowRun
 from oncall.clients.notify import Notifier
 from oncall.clients.prefect_api import PrefectApi
 from oncall.errors import OncallError
-from oncall.models import Incident, IncidentStatus, utcnow
+from oncall.models import Action, Alert, Incident, IncidentStatus, Severity, utcnow
 from oncall.store import IncidentStore
 
 POSTMORTEM_DEPLOYMENT = "post-incident/default"
@@ -100,14 +101,80 @@ def close(
 def reopen(
     store: IncidentStore, notifier: Notifier, incident_id: str, who: str, reason: str
 ) -> Incident:
-    """The problem is back: the resolved incident is open again, with a person on it
-    (``who``), and the people are told (a page, as for any incident that needs one)."""
+    """The problem is back: the resolved incident is open again and escalated, and the
+    people are told (a page, as for any incident that needs one); whoever answers that
+    page acknowledges it afresh."""
     before = store.get(incident_id)
     if before.status is not IncidentStatus.RESOLVED:
         raise OncallError(f"{incident_id} is {before.status}, not resolved: nothing to reopen")
     note = f"reopened by {who}: {reason}"
+    store.clear_acknowledgement(incident_id)
     incident = store.transition(incident_id, IncidentStatus.ESCALATED, note)
     notifier.escalated(incident, note, [who])
+    return incident
+
+
+# `oncall escalate --to`: the seed's ladder, by the names people use.
+ESCALATE_TO = {
+    "secondary": "secondary",
+    "manager": "escalation_manager",
+    "vp": "vp_engineering",
+}
+
+
+def declare(
+    store: IncidentStore,
+    notifier: Notifier,
+    service: str,
+    severity: Severity,
+    title: str,
+    who: str,
+) -> Incident:
+    """An incident a person saw before any alert did: opened with them on it, announced,
+    and paged as its severity says."""
+    now = utcnow()
+    alert = Alert(
+        name="Declared",
+        labels={
+            "alertname": "Declared",
+            "service": service,
+            "severity": str(severity),
+            "source": "declared",
+        },
+        annotations={"summary": title, "declared_by": who},
+        starts_at=now,
+        fingerprint=uuid.uuid4().hex[:16],
+    )
+    incident = store.create(
+        Incident(id=Incident.id_for(alert), alert=alert, severity=severity, playbook="declared")
+    )
+    incident = store.acknowledge_by_human(incident.id, who)
+    incident = store.transition(incident.id, IncidentStatus.ACKNOWLEDGED, f"declared by {who}")
+    notifier.opened(incident)
+    return incident
+
+
+def escalate(
+    store: IncidentStore,
+    notifier: Notifier,
+    incident_id: str,
+    to: str,
+    contacts: list[str],
+    who: str,
+    reason: str,
+) -> Incident:
+    """A person hands the incident on: recorded, and ``contacts`` are told (and paged as
+    the severity says)."""
+    incident = store.get(incident_id)
+    if incident.status is IncidentStatus.RESOLVED:
+        raise OncallError(f"{incident_id} is resolved; `oncall reopen` it first")
+    note = f"escalated to {to} by {who}" + (f": {reason}" if reason else "")
+    store.add_action(
+        incident_id,
+        Action(kind="page", target=to, detail={"contacts": contacts, "by": who, "step": 0}),
+    )
+    incident = store.transition(incident_id, IncidentStatus.ESCALATED, note)
+    notifier.escalated(incident, note, contacts)
     return incident
 
 

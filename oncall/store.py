@@ -212,6 +212,14 @@ class IncidentStore:
 
         return self._update(incident_id, _ack)
 
+    def clear_acknowledgement(self, incident_id: str) -> Incident:
+        """Nobody has the incident any more (it was reopened and pages afresh)."""
+
+        def _clear(inc: Incident) -> None:
+            inc.acknowledged_by = None
+
+        return self._update(incident_id, _clear)
+
     def set_subject(self, incident_id: str, subject: Subject) -> Incident:
         """Record what the alert is about, as the playbook resolved it."""
 

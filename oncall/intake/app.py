@@ -30,6 +30,7 @@ from oncall.intake.generic import GenericWebhook
 from oncall.intake.inbox import Inbox
 from oncall.intake.messages import from_alertmanager, from_generic, from_pagerduty
 from oncall.intake.metrics import IntakeMetrics
+from oncall.intake.people import people_router
 from oncall.intake.prefect_runs import PrefectRuns
 from oncall.intake.queue import DispatchQueue
 from oncall.intake.receiving import Receiver, is_json
@@ -182,6 +183,13 @@ def create_app(
         read_body=lambda request: receiver.read_body(request, intake.max_signed_body_bytes),
     )
     app.include_router(app.state.slack_commands.router)  # POST /v1/slack/commands
+    app.include_router(  # people steering: declare, ack, resolve, reopen, escalate, pause
+        people_router(
+            lambda: inbox.store,
+            incident_api,
+            lambda request: receiver.read_body(request, intake.max_signed_body_bytes),
+        )
+    )
     authorized = [
         Depends(
             BearerAuth(

@@ -281,3 +281,56 @@ def test_a_person_resolves_then_reopens_and_the_pager_follows(
     assert fake_pagerduty.actions(incident.id) == ["trigger", "resolve", "trigger"]
     twice = oncall("reopen", incident.id, "--by", "sam", "--reason", "x")
     assert twice.returncode == 1 and "not resolved: nothing to reopen" in twice.stdout
+
+
+def test_declare_then_escalate_to_the_manager(
+    fake_pagerduty: FakePagerDuty, oncall_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`oncall declare` opens an incident no alert raised, with its declarer on it; `oncall
+    escalate --to manager` hands it on to the rotation's manager, paging as needed."""
+    from typer.testing import CliRunner
+
+    from oncall.cli import app
+
+    monkeypatch.setenv("ONCALL_PAGERDUTY_ROUTING_KEY", fake_pagerduty.routing_key)
+    monkeypatch.setenv("ONCALL_PAGERDUTY_EVENTS_URL", fake_pagerduty.url)
+    monkeypatch.setenv("COLUMNS", "200")
+    store = IncidentStore(OncallSettings().store_url)
+    cli = CliRunner()
+
+    title = "payments double-charged"
+    declared = cli.invoke(
+        app, ["declare", "ledger", "--title", title, "--by", "jane", "--severity", "p3"]
+    )
+    assert declared.exit_code == 0, declared.output
+    (incident,) = store.list()
+    assert incident.id in declared.output
+    assert (incident.severity, incident.service, incident.acknowledged_by) == (
+        Severity.P3,
+        "ledger",
+        "jane",
+    )
+    assert incident.alert.annotations["summary"] == "payments double-charged"
+    assert incident.status is IncidentStatus.ACKNOWLEDGED
+    assert fake_pagerduty.requests == []  # P3: nobody woken while jane has it
+
+    handed = cli.invoke(
+        app, ["escalate", incident.id, "--to", "manager", "--by", "jane", "--reason", "refunds"]
+    )
+    assert handed.exit_code == 0, handed.output
+    # This week's escalation manager, as the rotation says (it changes weekly).
+    (manager,) = Clients(OncallSettings()).contacts_for("escalation_manager")
+    assert manager in handed.output
+    after = store.get(incident.id)
+    assert after.status is IncidentStatus.ESCALATED
+    assert after.transitions[-1].note == "escalated to escalation_manager by jane: refunds"
+    assert fake_pagerduty.actions(incident.id) == ["trigger"]  # a person is needed now
+
+    for args, message in [
+        (["escalate", incident.id, "--to", "ceo", "--by", "jane"], "--to: 'ceo'"),
+        (["declare", "ledger", "--title", "x", "--by", "jane", "--severity", "P9"], "P9"),
+        (["escalate", "inc-doesnotexist", "--to", "vp", "--by", "jane"], "inc-doesnotexist"),
+    ]:
+        refused = cli.invoke(app, args)
+        assert refused.exit_code != 0 and message in refused.output, (args, refused.output)
+    assert len(store.list()) == 1
