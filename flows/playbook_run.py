@@ -23,9 +23,9 @@ from oncall.catalog import SecretRef, ServiceEntry
 from oncall.clients import Clients, KubeClient
 from oncall.errors import AutomationPaused, OncallError, UnsafeToRemediate
 from oncall.guards import Guard, GuardPolicy
-from oncall.models import Action, ActionKind, Alert, Incident, IncidentStatus
+from oncall.models import Action, ActionKind, Alert, Incident, IncidentStatus, Severity
 from oncall.observations import ChangePlan, ProbeResult, Verification
-from oncall.playbooks import PlaybookConfig, sla_ladder
+from oncall.playbooks import PlaybookConfig, ladder_for
 from oncall.settings import OncallSettings
 from oncall.subjects import Subject, SubjectUnresolved
 from tasks.approval import await_approval
@@ -77,11 +77,19 @@ class PlaybookRun:
                 self.work_subject()
         finally:  # announced (and paged) even when the cluster cannot be read
             self.notifier.opened(self.incident)
-        ladder = config.escalation
-        if ladder is None:
-            ladder = sla_ladder(self.incident.severity)
+        ladder = ladder_for(config.escalation, self.incident.severity)
+        business_hours = None
+        if self.incident.severity is Severity.P3:  # seed: "investigate during business hours"
+            try:
+                business_hours = self.clients.business_hours(self.incident)
+            except OncallError as exc:  # an unreadable rotation: the timers still run
+                get_run_logger().warning("P3 timers at any hour: %s", exc)
         schedule_escalations(
-            self.clients.prefect, self.incident, ladder, config.escalation_time_scale
+            self.clients.prefect,
+            self.incident,
+            ladder,
+            config.escalation_time_scale,
+            business_hours,
         )
 
     @property

@@ -33,6 +33,17 @@ def sla_ladder(severity: Severity) -> list[EscalationStep]:
     ]
 
 
+def ladder_for(escalation: list[EscalationStep] | None, severity: Severity) -> list[EscalationStep]:
+    """The rungs an incident of ``severity`` climbs: a playbook's own ladder (the GremlinsAI
+    seed's, written for its critical alerts) for P1; the CRONOS SLA targets for P2 and P3
+    (and for P1 without a ladder of its own); none for P4, which stays in Slack."""
+    if severity is Severity.P4:
+        return []
+    if escalation is not None and severity is Severity.P1:
+        return escalation
+    return sla_ladder(severity)
+
+
 # GremlinsAI seed, "Escalation Timeline": 15 min secondary, 30 min manager, 1 h VP.
 SEED_LADDER = [
     EscalationStep(after_minutes=15, role="secondary"),

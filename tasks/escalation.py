@@ -7,6 +7,7 @@ from datetime import timedelta
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from oncall.business_hours import BusinessHours
 from oncall.clients.prefect_api import PrefectApi
 from oncall.models import Incident
 from oncall.playbooks import EscalationStep
@@ -22,15 +23,25 @@ ESCALATION_DEPLOYMENT = "escalation-step/default"
     retry_condition_fn=retry_if_transient,
 )
 def schedule_escalations(
-    prefect: PrefectApi, incident: Incident, ladder: list[EscalationStep], time_scale: float
+    prefect: PrefectApi,
+    incident: Incident,
+    ladder: list[EscalationStep],
+    time_scale: float,
+    business_hours: BusinessHours | None = None,
 ) -> int:
-    """Schedule one escalation run per rung; they survive restarts of workers and server."""
+    """Schedule one escalation run per rung; they survive restarts of workers and server.
+
+    With ``business_hours`` (P3), a rung due outside them is due at the next opening; a
+    drill's compressed clock (``time_scale`` < 1) has no business hours.
+    """
     opened = incident.transitions[0].at if incident.transitions else None
     if opened is None:
         return 0
     scheduled = 0
     for number, step in enumerate(ladder, start=1):
         at = opened + timedelta(minutes=step.after_minutes * time_scale)
+        if business_hours is not None and time_scale == 1.0:
+            at = business_hours.next_open(at)
         run = prefect.schedule_run(
             ESCALATION_DEPLOYMENT,
             parameters={"incident_id": incident.id, "step": number, "role": step.role},

@@ -14,6 +14,7 @@ from oncall.settings import OncallSettings
 from oncall.store import IncidentStore
 
 if TYPE_CHECKING:
+    from oncall.business_hours import BusinessHours
     from oncall.catalog import ServiceCatalog, ServiceEntry
     from oncall.models import Incident, PagePolicy
 
@@ -120,6 +121,14 @@ class Clients:
         if entry is not None and entry.rotation_file is not None:
             return entry.rotation_file
         return self.settings.rotation_file or EXAMPLE_ROTATION
+
+    def business_hours(self, incident: Incident | None = None) -> BusinessHours:
+        """Business hours in the time zone of the rotation on call for ``incident``."""
+        from oncall.business_hours import BusinessHours
+        from oncall.rotation.loader import load_rotation
+
+        rotation = load_rotation(self.rotation_file(incident))
+        return BusinessHours(rotation.handoff.timezone)
 
     def contacts_for(self, role: str, incident: Incident | None = None) -> list[str]:
         """Who ``role`` means right now in the rotation on call for ``incident`` (the role

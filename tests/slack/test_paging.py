@@ -194,8 +194,13 @@ def test_a_playbook_that_escalates_pages_by_severity_and_never_acknowledges(
 ) -> None:
     """Default triage escalates an alert nobody routes: P1 pages when it opens, P3 when it
     escalates, P4 (info) stays in Slack; the playbook's own steps acknowledge nothing."""
-    from flows.default_triage import default_triage
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
+    from flows.default_triage import default_triage
+    from flows.escalation import escalation_step
+
+    with temporary_settings(updates={PREFECT_API_URL: prefect_api}):
+        escalation_step.to_deployment(name="default").apply()  # type: ignore[union-attr]
     monkeypatch.setenv("ONCALL_PAGERDUTY_ROUTING_KEY", fake_pagerduty.routing_key)
     monkeypatch.setenv("ONCALL_PAGERDUTY_EVENTS_URL", fake_pagerduty.url)
     monkeypatch.delenv("ONCALL_KUBECONFIG", raising=False)
@@ -217,6 +222,9 @@ def test_a_playbook_that_escalates_pages_by_severity_and_never_acknowledges(
     else:
         assert why == []
     assert incident.acknowledged_by is None
+    # Its ladder by severity: the seed's for P1, the SLA targets for P3, none for P4.
+    timers = PrefectApi(prefect_api).cancel_scheduled(f"incident:{incident.id}", "test")
+    assert timers == {"critical": 3, "warning": 2, "info": 0}[label]
 
 
 def test_oncall_ack_acknowledges_the_page_for_the_person(
