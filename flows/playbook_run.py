@@ -311,11 +311,14 @@ class PlaybookRun:
     def escalate(self, reason: str) -> State[Any]:
         """Hand over to a human; the run ends as Escalated."""
         try:
-            # Seed: 0-5 min, the primary on-call of the incident's service.
+            # Seed: 0-5 min, the primary on-call of the incident's service, and the experts
+            # of the alert's area (database, LLM, vector DB, Kubernetes).
             primary = self.clients.contacts_for("primary", self.incident)
+            experts = self.clients.experts_for(self.incident)
         except Exception:  # an unreadable rotation never blocks an escalation
-            primary = []
-        self.incident = escalate(self.store, self.notifier, self.incident, reason, primary)
+            primary, experts = [], []
+        contacts = list(dict.fromkeys(primary + experts))
+        self.incident = escalate(self.store, self.notifier, self.incident, reason, contacts)
         return Failed(name="Escalated", message=reason)
 
     def finish(self, verification: Verification, undo: ChangePlan | None = None) -> State[Any]:

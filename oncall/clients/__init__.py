@@ -122,6 +122,18 @@ class Clients:
             return entry.rotation_file
         return self.settings.rotation_file or EXAMPLE_ROTATION
 
+    def experts_for(self, incident: Incident) -> list[str]:
+        """The rotation's subject-matter experts of the incident's area (none if it has no
+        area, or the rotation lists nobody for it)."""
+        from oncall.expertise import area_of
+        from oncall.rotation.loader import load_rotation
+
+        area = area_of(incident.alert)
+        if area is None:
+            return []
+        people = load_rotation(self.rotation_file(incident)).experts(area)
+        return [f"{p.name} ({p.slack_user_id})" for p in people]
+
     def business_hours(self, incident: Incident | None = None) -> BusinessHours:
         """Business hours in the time zone of the rotation on call for ``incident``."""
         from oncall.business_hours import BusinessHours
