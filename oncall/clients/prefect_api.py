@@ -25,9 +25,19 @@ from prefect.client.schemas.responses import SetStateStatus
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.states import Cancelled, Running, Scheduled
 from pydantic import BaseModel
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
 from oncall.errors import PermanentError, TransientError, UnsafeToRemediate
 from oncall.prefect_auth import client_auth_string
+
+RESUME_BUSY_S = 180.0
+"""How long an approval keeps trying a server that answers 503 before it is reported."""
+API_RESUME_BUSY_S = 20.0
+"""The same for a decision sent over HTTP: its caller waits, and is told to try again."""
+
+
+class _ServerBusy(Exception):
+    """The Prefect server answered 503: nothing was changed, the call may be repeated."""
 
 
 class StepTiming(BaseModel):
@@ -111,8 +121,32 @@ class PrefectApi:
             time.sleep(poll_s)
         raise TransientError(f"flow run {run} did not pause within {timeout_s:.0f}s")
 
-    def resume(self, flow_run_id: UUID, run_input: dict[str, Any]) -> None:
-        """Resume a paused run with the approval form's input (what the UI's Resume does)."""
+    def resume(
+        self, flow_run_id: UUID, run_input: dict[str, Any], busy_for_s: float = RESUME_BUSY_S
+    ) -> None:
+        """Resume a paused run with the approval form's input (what the UI's Resume does).
+
+        A server that answers 503 (an SQLite server under an alert storm: the resume's
+        transaction read the run, another writer committed, so the write is refused) rolled
+        the resume back whole; it is tried again, with jitter, for ``busy_for_s``, and then
+        reported as transient: a person's decision is not dropped on the first busy answer.
+        """
+        retrying = Retrying(
+            retry=retry_if_exception_type(_ServerBusy),
+            wait=wait_random_exponential(multiplier=0.5, max=5),
+            stop=stop_after_delay(busy_for_s),
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    self._resume_once(flow_run_id, run_input)
+        except _ServerBusy as exc:
+            raise TransientError(
+                f"Prefect server busy for {busy_for_s:.0f}s, {flow_run_id} not resumed: {exc}"
+            ) from exc
+
+    def _resume_once(self, flow_run_id: UUID, run_input: dict[str, Any]) -> None:
         with self._client() as client:
             try:
                 run = client.read_flow_run(flow_run_id)
@@ -121,7 +155,12 @@ class PrefectApi:
             if not run.state or not run.state.is_paused():
                 state = run.state.name if run.state else "unknown"
                 raise PermanentError(f"flow run {flow_run_id} is not waiting ({state})")
-            result = client.resume_flow_run(flow_run_id, run_input=run_input)
+            try:
+                result = client.resume_flow_run(flow_run_id, run_input=run_input)
+            except PrefectHTTPStatusError as exc:
+                if exc.response.status_code == httpx.codes.SERVICE_UNAVAILABLE:
+                    raise _ServerBusy(str(exc.response.text)[:200]) from exc
+                raise
         if result.status != SetStateStatus.ACCEPT:
             raise PermanentError(f"resume of {flow_run_id} refused: {result.details}")
 
@@ -134,6 +173,7 @@ class PrefectApi:
         approver: str,
         reason: str,
         channel: str,
+        busy_for_s: float = RESUME_BUSY_S,
     ) -> None:
         """Resume with a verified decision: the approver was checked through ``channel``."""
         from oncall.approval import signed_input
@@ -148,6 +188,7 @@ class PrefectApi:
                 reason=reason,
                 channel=channel,
             ),
+            busy_for_s,
         )
 
     @contextmanager

@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from oncall.approval import approval_key
 from oncall.approvers import ApproverTokens
 from oncall.clients.pagerduty import on_pagerduty_webhook
-from oncall.clients.prefect_api import PrefectApi
+from oncall.clients.prefect_api import API_RESUME_BUSY_S, PrefectApi
 from oncall.clients.slack import SlackSettings
 from oncall.errors import NotFoundError, OncallError, PermanentError, TransientError
 from oncall.intake import pagerduty
@@ -302,9 +302,13 @@ def create_app(
                 approver=name,
                 reason=asked.reason,
                 channel=asked.via,
+                busy_for_s=API_RESUME_BUSY_S,
             )
         except TransientError as exc:
-            return JSONResponse(status_code=503, content={"detail": str(exc)})
+            # Nothing was changed: the same decision may be sent again.
+            return JSONResponse(
+                status_code=503, content={"detail": str(exc)}, headers={"Retry-After": "10"}
+            )
         except PermanentError as exc:
             code = 404 if "no flow run" in str(exc) or isinstance(exc, NotFoundError) else 409
             return JSONResponse(status_code=code, content={"detail": str(exc)})

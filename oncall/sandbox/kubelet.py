@@ -93,6 +93,7 @@ class ContainerRun:
     last_terminated: Obj | None = None
     waiting_reason: str = "ContainerCreating"
     waiting_message: str = ""
+    seeded: bool = False  # started while the cluster was seeded: ready from the first tick
 
 
 class Kubelet:
@@ -222,6 +223,7 @@ class Kubelet:
             run.restarts += 1
         run.plan = self._world.start_plan(name, meta["uid"], run.image, env)
         run.env, run.running, run.backoff_until = env, True, None
+        run.seeded = self.instant
         run.started, run.started_at = time.monotonic(), now_rfc3339()
         run.container_id = (
             "containerd://"
@@ -279,7 +281,13 @@ class Kubelet:
             )
 
     def _ready(self, run: ContainerRun) -> bool:
-        return bool(run.running and run.plan and self._elapsed(run.started) >= run.plan.ready_after)
+        # A seeded pod was already serving when the sandbox started; its readiness is not
+        # measured again from the first real tick (a ready Service would flap to no endpoints).
+        return bool(
+            run.running
+            and run.plan
+            and (run.seeded or self._elapsed(run.started) >= run.plan.ready_after)
+        )
 
     def _write_status(self, pod: Obj, run: ContainerRun) -> None:
         meta, old = pod["metadata"], pod.get("status") or {}

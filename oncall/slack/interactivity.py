@@ -190,7 +190,10 @@ class SlackInteractivity:
             )
         except TransientError:
             notifier.ledger.release(button.request)
-            return "Prefect could not be reached: nothing was decided, please try again."
+            return (
+                "Prefect did not take it (unreachable or busy): nothing was decided, "
+                "please try again."
+            )
         except PermanentError as exc:
             notifier.ledger.settle(button.request, "not_waiting")
             return f"This approval has expired: {exc}."

@@ -213,3 +213,22 @@ def test_minor_errors_stay_low_and_heal_by_themselves(tmp_path: Path) -> None:
 
         wait_for(lambda: not cluster.sb.fault_active(), timeout=40, what="self-heal")
         assert error_rate(url, 4000) < 0.01
+
+
+def test_a_seeded_service_keeps_its_endpoints_from_the_first_tick(tmp_path: Path) -> None:
+    # The seeded pods were serving before the sandbox started: they stay ready through the
+    # kubelet's first ticks, so the Service never answers 503 for want of endpoints (which
+    # a fault injected at once would otherwise be measured with).
+    with Sandbox(tmp_path, time_scale=0.02, scenario="minor") as sb:
+        service = sb.simulated(NS, "cronos-ai")
+        assert service is not None
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            assert len(service.backends()) == 3
+            time.sleep(0.01)
+        no_endpoint = [
+            line
+            for line in httpx.get(f"{service.url}/metrics").text.splitlines()
+            if line.startswith("http_requests_total") and 'pod=""' in line
+        ]
+        assert no_endpoint == []
