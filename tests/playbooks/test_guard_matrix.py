@@ -75,7 +75,7 @@ from flows.naming import incident_run_name_for
 from oncall.clients.kube import KubeClient
 from oncall.clients.prefect_api import PrefectApi
 from oncall.drill_catalog import DrillPlan, plan_drill
-from oncall.models import Alert, Incident, IncidentStatus, utcnow
+from oncall.models import ActionKind, Alert, Incident, IncidentStatus, utcnow
 from oncall.pauses import PauseRequest, Pauses
 from oncall.playbooks import HighErrorRateConfig, HighLatencyConfig
 from oncall.sandbox import Sandbox
@@ -288,7 +288,7 @@ def _nothing_changed(drill: MatrixDrill, before: dict[str, Any], incident: Incid
 
 @pytest.mark.parametrize("drill", CASES, ids=_ids, indirect=True)
 def test_rejected_approval_changes_nothing(drill: MatrixDrill) -> None:
-    drill.config.guard.require_approval = list(drill.case.kinds)
+    drill.config.guard.require_approval = [ActionKind(k) for k in drill.case.kinds]
     before = drill.snapshot()
     state, incident = drill.run({"approve": False, "approver": "sam", "reason": "not now"})
     note = _escalated(state, incident, drill.case.first)
@@ -300,7 +300,7 @@ def test_rejected_approval_changes_nothing(drill: MatrixDrill) -> None:
 
 @pytest.mark.parametrize("drill", CASES, ids=_ids, indirect=True)
 def test_approval_timeout_changes_nothing(drill: MatrixDrill) -> None:
-    drill.config.guard.require_approval = list(drill.case.kinds)
+    drill.config.guard.require_approval = [ActionKind(k) for k in drill.case.kinds]
     drill.config.approval_timeout_s = 2
     before = drill.snapshot()
     state, incident = drill.run()
@@ -323,7 +323,7 @@ def _approvals_expected(drill: MatrixDrill) -> list[str]:
 @pytest.mark.parametrize("drill", CASES, ids=_ids, indirect=True)
 def test_spent_budget_escalates_and_changes_nothing(drill: MatrixDrill) -> None:
     first = drill.case.first
-    drill.config.guard.budget_per_hour = {first: 0}
+    drill.config.guard.budget_per_hour = {ActionKind(first): 0}
     before = drill.snapshot()
     state, incident = drill.run(_approve_if_needed(drill))
     note = _escalated(state, incident, first)
