@@ -7,7 +7,6 @@ from typing import Any
 from prefect.client.schemas.objects import State
 
 from flows.playbook_run import PlaybookRun, playbook_flow
-from oncall.clients.metrics import ServiceMetrics
 from oncall.models import Alert
 from oncall.observations import probes_summary
 from oncall.playbooks import DbPoolExhaustedConfig
@@ -24,7 +23,7 @@ def db_pool_exhausted(alert: Alert, config: DbPoolExhaustedConfig | None = None)
     """Confirm the pool is full; restart to reset connections and raise DB_POOL_SIZE; verify."""
     config = config or DbPoolExhaustedConfig()
     run = PlaybookRun(PLAYBOOK, alert, config)
-    metrics = ServiceMetrics(config.service_url)
+    metrics = run.clients.readings(config)
     run.acknowledge()
 
     # Confirm: pool in use vs size, the pool errors in the logs, the database itself.

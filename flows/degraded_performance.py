@@ -7,7 +7,6 @@ from typing import Any
 from prefect.client.schemas.objects import State
 
 from flows.playbook_run import PlaybookRun, playbook_flow
-from oncall.clients.metrics import ServiceMetrics
 from oncall.models import Alert
 from oncall.observations import probes_summary
 from oncall.playbooks import DegradedPerformanceConfig
@@ -27,7 +26,7 @@ def degraded_performance(
     """Resource use, metrics, dependencies; scale up when saturated; verify p95 recovers."""
     config = config or DegradedPerformanceConfig()
     run = PlaybookRun(PLAYBOOK, alert, config)
-    metrics = ServiceMetrics(config.service_url)
+    metrics = run.clients.readings(config)
     run.acknowledge()
 
     # 1. Resource utilisation. 2. Metrics: latency and errors. 3. Dependencies.

@@ -8,9 +8,9 @@ from prefect import flow, get_run_logger
 from prefect.client.schemas.objects import State
 from prefect.states import Completed
 
-from oncall.clients import Clients
 from oncall.models import Action, IncidentStatus
 from oncall.settings import OncallSettings
+from oncall.wiring import Clients
 from tasks.incident import escalate, record_action
 
 

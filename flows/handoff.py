@@ -9,7 +9,6 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from pydantic import BaseModel
 
-from oncall.clients import Clients
 from oncall.clients.kube import KubeClient
 from oncall.clients.slack import SlackClient, SlackSettings
 from oncall.errors import OncallError
@@ -17,6 +16,7 @@ from oncall.rotation.ledger import HandoffLedger
 from oncall.rotation.report import DeploymentChange, build_report
 from oncall.rotation.settings import RotationSettings
 from oncall.settings import OncallSettings
+from oncall.wiring import Clients
 from tasks.handoff import (
     hand_over_usergroups,
     post_handoff,

@@ -7,7 +7,6 @@ from typing import Any
 from prefect.client.schemas.objects import State
 
 from flows.playbook_run import PlaybookRun, playbook_flow
-from oncall.clients.metrics import ServiceMetrics
 from oncall.errors import UnsafeToRemediate
 from oncall.models import Action, Alert
 from oncall.observations import ChangePlan, Diagnosis
@@ -76,7 +75,7 @@ def high_api_error_rate(alert: Alert, config: HighApiErrorRateConfig | None = No
 
     # Verify: the 5xx rate must stay under the alert's threshold ("validate-deployment").
     verification = verify_error_rate(
-        ServiceMetrics(config.service_url),
+        run.clients.readings(config),
         config.error_rate_threshold,
         config.verify_checks,
         config.verify_window_s,

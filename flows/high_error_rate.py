@@ -7,7 +7,6 @@ from typing import Any
 from prefect.client.schemas.objects import State
 
 from flows.playbook_run import PlaybookRun, playbook_flow
-from oncall.clients.metrics import ServiceMetrics
 from oncall.models import Alert
 from oncall.observations import probes_summary
 from oncall.playbooks import HighErrorRateConfig
@@ -25,7 +24,7 @@ def high_error_rate(alert: Alert, config: HighErrorRateConfig | None = None) -> 
     """Error distribution and dependencies; restart affected pods, then scale; verify."""
     config = config or HighErrorRateConfig()
     run = PlaybookRun(PLAYBOOK, alert, config)
-    metrics = ServiceMetrics(config.service_url)
+    metrics = run.clients.readings(config)
     run.acknowledge()
 
     # Quick checks: error distribution, specific error types; dependency health; changes.

@@ -7,7 +7,6 @@ from typing import Any
 from prefect.client.schemas.objects import State
 
 from flows.playbook_run import PlaybookRun, playbook_flow
-from oncall.clients.metrics import ServiceMetrics
 from oncall.clients.service_admin import ServiceAdmin
 from oncall.models import Alert
 from oncall.observations import ChangePlan, probes_summary
@@ -27,7 +26,7 @@ def high_latency(alert: Alert, config: HighLatencyConfig | None = None) -> State
     """Slow queries and cache hit rate; warm the cache when it is cold, else scale; verify p95."""
     config = config or HighLatencyConfig()
     run = PlaybookRun(PLAYBOOK, alert, config)
-    metrics = ServiceMetrics(config.service_url)
+    metrics = run.clients.readings(config)
     run.acknowledge()
 
     # Investigation: slow queries, cache hit rate, current p95; the cache and database.

@@ -9,7 +9,6 @@ from typing import Any
 from prefect.client.schemas.objects import State
 
 from flows.playbook_run import PlaybookRun, playbook_flow
-from oncall.clients.metrics import ServiceMetrics
 from oncall.models import ActionKind, Alert
 from oncall.observations import ChangePlan, probes_summary
 from oncall.playbooks import HighLLMLatencyConfig
@@ -27,7 +26,7 @@ def high_llm_latency(alert: Alert, config: HighLLMLatencyConfig | None = None) -
     """Check Ollama, then restart it, scale it, or switch to the fallback LLM until p99 drops."""
     config = config or HighLLMLatencyConfig()
     run = PlaybookRun(PLAYBOOK, alert, config)
-    metrics = ServiceMetrics(config.service_url)
+    metrics = run.clients.readings(config)
 
     # Immediate response: acknowledge; how slow is it now?
     run.acknowledge()

@@ -8,7 +8,6 @@ from typing import Any
 from prefect.client.schemas.objects import State
 
 from flows.playbook_run import PlaybookRun, playbook_flow
-from oncall.clients.metrics import ServiceMetrics
 from oncall.models import Action, Alert
 from oncall.observations import Verification
 from oncall.playbooks import MinorIssueConfig
@@ -22,7 +21,7 @@ def minor_issue(alert: Alert, config: MinorIssueConfig | None = None) -> State[A
     """Document and ticket a P3, then watch it: resolve when it subsides, escalate if it grows."""
     config = config or MinorIssueConfig()
     run = PlaybookRun(PLAYBOOK, alert, config)
-    metrics = ServiceMetrics(config.service_url)
+    metrics = run.clients.readings(config)
     run.acknowledge()
 
     # 1. Document the issue. 3. Create a bug ticket (the incident record carries it).

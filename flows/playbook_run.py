@@ -20,7 +20,7 @@ from prefect.states import Completed, Failed
 from flows.naming import incident_run_name
 from oncall.approval import ApprovalDecision
 from oncall.catalog import SecretRef, ServiceEntry
-from oncall.clients import Clients, KubeClient
+from oncall.clients.kube import KubeClient
 from oncall.errors import AutomationPaused, OncallError, UnsafeToRemediate
 from oncall.guards import Guard, GuardPolicy
 from oncall.models import Action, ActionKind, Alert, Incident, IncidentStatus, Severity
@@ -28,6 +28,7 @@ from oncall.observations import ChangePlan, ProbeResult, Verification
 from oncall.playbooks import PlaybookConfig, ladder_for
 from oncall.settings import OncallSettings
 from oncall.subjects import Subject, SubjectUnresolved
+from oncall.wiring import Clients
 from tasks.approval import await_approval
 from tasks.dependencies import probe_http, probe_postgres, probe_redis
 from tasks.escalation import schedule_escalations

@@ -10,16 +10,16 @@ from pathlib import Path
 
 from prefect import flow
 
-from oncall.clients import Clients
+from oncall.clients.prometheus import PrometheusSettings
 from oncall.clients.slack import SlackClient, SlackSettings
 from oncall.errors import OncallError
 from oncall.models import Incident, utcnow
 from oncall.postmortem.evidence import Evidence, WorkloadEvidence
 from oncall.postmortem.history import RunHistory
-from oncall.postmortem.prometheus import PrometheusSettings
 from oncall.postmortem.slack_thread import IncidentThread
 from oncall.rotation.settings import EXAMPLE_ROTATION
 from oncall.settings import OncallSettings
+from oncall.wiring import Clients
 from tasks.postmortem import (
     draft,
     gather_incident,

@@ -7,16 +7,18 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from oncall.catalog_cli import app as services_app
+from oncall.cli_common import configured_prefect_api as _configured_prefect_api
+from oncall.cli_common import console
+from oncall.cli_common import fail as _fail
 from oncall.errors import OncallError
 from oncall.intake.cli import app as intake_app
 from oncall.intake.cli import serve, warn_if_open
+from oncall.plugins import register_commands
 from oncall.postmortem.cli import postmortem
 from oncall.rotation.cli import app as rotation_app
-from oncall.sandbox.cli import app as sandbox_app
 from oncall.settings import OncallSettings
 
 app = typer.Typer(
@@ -26,123 +28,11 @@ server_app = typer.Typer(help="The local Prefect server drills and small teams u
 incidents_app = typer.Typer(help="Incidents in the store.")
 app.add_typer(server_app, name="server")
 app.add_typer(incidents_app, name="incidents")
-app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(intake_app, name="intake")
 app.command("serve")(serve)
 app.add_typer(rotation_app, name="rotation")
 app.add_typer(services_app, name="services")
 app.command("postmortem")(postmortem)
-
-console = Console()
-
-
-def _configured_prefect_api() -> str | None:
-    """PREFECT_API_URL from the environment or the active Prefect profile, if any."""
-    from prefect.settings import get_current_settings
-
-    url = get_current_settings().api.url
-    return str(url) if url else None
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code)
-
-
-@app.command()
-def drill(
-    scenario: Annotated[str, typer.Argument(help="Sandbox scenario to inject.")] = "bad-deploy",
-    auto_approve: Annotated[
-        bool, typer.Option("--auto-approve", help="Approve the pause through Prefect's API.")
-    ] = False,
-    approver: Annotated[
-        str | None, typer.Option(help="Name recorded as approver with --auto-approve.")
-    ] = None,
-    approval_timeout: Annotated[
-        int, typer.Option(min=1, help="Seconds to wait for the approval before escalating.")
-    ] = 900,
-    stack: Annotated[
-        bool,
-        typer.Option(
-            "--stack", help="Fire at a running `oncall up --sandbox NAME` through its intake."
-        ),
-    ] = False,
-    intake_url: Annotated[
-        str, typer.Option(help="Intake of the running stack (with --stack).")
-    ] = "http://127.0.0.1:8080",
-    target: Annotated[
-        str | None,
-        typer.Option(
-            help="With --stack: drill your own workload NS/KIND/NAME of the stack's sandbox "
-            "(a bad release, then the KubePodCrashLooping alert for one of its pods)."
-        ),
-    ] = None,
-    fault: Annotated[
-        str, typer.Option(help="With --target: the fault (bad-release).")
-    ] = "bad-release",
-) -> None:
-    """Run a drill: fault into the sandbox, alert fires, playbook runs; exit 0 if resolved."""
-    from oncall.drill import render_summary, run_drill
-    from oncall.prefect_server import ensure_server
-    from oncall.sandbox import SCENARIOS
-
-    if target is not None and not stack:
-        raise _fail("--target drills a workload of a running stack: add --stack", 2)
-    if target is not None and fault != "bad-release":
-        raise _fail(f"--fault {fault!r}: only bad-release works on any workload", 2)
-    if target is None and scenario not in SCENARIOS:
-        raise _fail(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}", 2)
-    settings = OncallSettings()
-    configured = _configured_prefect_api()
-    with console.status("Prefect server: checking / starting (a cold start takes ~20 s)..."):
-        try:
-            server = ensure_server(settings, configured)
-        except OncallError as exc:
-            raise _fail(str(exc)) from exc
-    how = "started" if server.started else "already running"
-    console.print(f"[bold]Prefect server[/] {how} at {server.ui_url}")
-    try:
-        if stack and target is not None:
-            from oncall.stack_drill import run_target_drill
-
-            result = run_target_drill(
-                settings,
-                server.api_url,
-                console,
-                target,
-                intake_url,
-                auto_approve,
-                approver or "drill auto-approve",
-            )
-        elif stack:
-            from oncall.stack_drill import run_stack_drill
-
-            result = run_stack_drill(
-                settings,
-                server.api_url,
-                console,
-                scenario,
-                intake_url,
-                auto_approve,
-                approver or "drill auto-approve",
-            )
-        else:
-            result = run_drill(
-                settings, server, console, scenario, auto_approve, approver, approval_timeout
-            )
-    except (OncallError, TimeoutError) as exc:
-        raise _fail(f"drill aborted: {exc}") from exc
-    render_summary(result, console)
-    if server.started:
-        console.print(
-            "The Prefect server keeps running for the UI link above; stop it with "
-            "[bold]oncall server stop[/]."
-        )
-    if not result.resolved:
-        raise _fail(
-            f"incident {result.incident.id} NOT verified resolved ({result.incident.status.value})"
-        )
-    console.print(f"[bold green]Incident {result.incident.id} verified resolved.[/]")
 
 
 @app.command()
@@ -320,8 +210,8 @@ def ack(
 ) -> None:
     """Acknowledge an incident as a person: timers stop, PagerDuty is acknowledged."""
     from oncall import lifecycle
-    from oncall.clients import Clients
     from oncall.clients.prefect_api import PrefectApi
+    from oncall.wiring import Clients
 
     settings = OncallSettings()
     api_url = _configured_prefect_api() or f"http://127.0.0.1:{settings.prefect_port}/api"
@@ -347,8 +237,8 @@ def resolve_incident(
 ) -> None:
     """Resolve an incident as a person: timers stop, the page is resolved, postmortem starts."""
     from oncall import lifecycle
-    from oncall.clients import Clients
     from oncall.clients.prefect_api import PrefectApi
+    from oncall.wiring import Clients
 
     settings = OncallSettings()
     api_url = _configured_prefect_api() or f"http://127.0.0.1:{settings.prefect_port}/api"
@@ -371,7 +261,7 @@ def reopen(
 ) -> None:
     """Reopen a resolved incident: it is escalated again, with you on it."""
     from oncall import lifecycle
-    from oncall.clients import Clients
+    from oncall.wiring import Clients
 
     clients = Clients(OncallSettings())
     try:
@@ -390,8 +280,8 @@ def declare(
 ) -> None:
     """Declare an incident no alert has raised: opened with you on it, announced, paged."""
     from oncall import lifecycle
-    from oncall.clients import Clients
     from oncall.models import Severity
+    from oncall.wiring import Clients
 
     if severity.upper() not in Severity.__members__:
         raise _fail(f"--severity: {severity!r} is not one of P1, P2, P3, P4", code=2)
@@ -416,7 +306,7 @@ def escalate_incident(
 ) -> None:
     """Hand an incident on to the secondary, the manager or the VP (from the rotation)."""
     from oncall import lifecycle
-    from oncall.clients import Clients
+    from oncall.wiring import Clients
 
     role = lifecycle.ESCALATE_TO.get(to.lower())
     if role is None:
@@ -597,3 +487,7 @@ def incidents_show(incident_id: str) -> None:
     finally:
         inbox.close()
     typer.echo(incident.model_dump_json(indent=2))
+
+
+# Last: a plugin's commands may use the helpers above (the sandbox adds `drill`).
+register_commands(app)

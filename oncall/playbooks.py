@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
 
@@ -88,6 +89,24 @@ class PlaybookConfig(BaseModel):
     escalation_time_scale: float = Field(
         default=1.0, gt=0, le=1, description="Compress the ladder's minutes (drills only)."
     )
+    prometheus_labels: dict[str, str] | None = Field(
+        default=None,
+        description="Labels that select the service's series in Prometheus (default: "
+        "namespace and service, as kubernetes_sd relabelling and ServiceMonitors set them).",
+    )
+
+    def metrics_labels(self) -> dict[str, str]:
+        """The labels of the service's series: configured, else namespace and Service name."""
+        if self.prometheus_labels is not None:
+            return dict(self.prometheus_labels)
+        service = getattr(self, "service", None)
+        if not service:
+            url = getattr(self, "service_url", "") or ""
+            service = (urlsplit(url).hostname or "").split(".")[0]
+        labels = {"namespace": self.namespace}
+        if service:
+            labels["service"] = str(service)
+        return labels
 
 
 class HighApiErrorRateConfig(PlaybookConfig):

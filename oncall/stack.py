@@ -18,6 +18,7 @@ from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 
+from oncall.plugins import RunningSandbox
 from oncall.prefect_auth import CLIENT_VARIABLE, auth_file
 from oncall.prefect_server import PrefectServer, ensure_server, stop_server
 from oncall.runner import WarmRunner, default_prefect_yaml, load_deployments
@@ -39,7 +40,7 @@ class Stack:
     runner: WarmRunner
     intake: Any
     threads: list[threading.Thread] = field(default_factory=list)
-    sandbox: Any = None
+    sandbox: RunningSandbox | None = None
 
     def stop(self, settings: OncallSettings) -> None:
         """Stop intake, runner, sandbox; the Prefect server too if this stack started it."""
@@ -75,9 +76,9 @@ def run_stack(
         server = ensure_server(settings, configured_api_url)
     sandbox = None
     if scenario:
-        from oncall.sandbox import Sandbox
+        from oncall.plugins import sandbox_factory
 
-        sandbox = Sandbox(
+        sandbox = sandbox_factory()(
             home=settings.home, time_scale=settings.sandbox_time_scale, scenario=scenario
         )
         sandbox.start()

@@ -31,6 +31,27 @@ from prefect.client.schemas.objects import State
 
 from oncall.errors import PermanentError
 
+PREFECT_MINOR = (3, 9)
+"""The Prefect release whose private flow engine hook this module replaces (pinned in
+``pyproject.toml``): another minor release is refused, not trusted to still behave."""
+
+
+def check_prefect_version(version: str) -> None:
+    """Refuse a Prefect other than :data:`PREFECT_MINOR`, naming both."""
+    parts = version.split(".")
+    try:
+        found = (int(parts[0]), int(parts[1]))
+    except (IndexError, ValueError):
+        found = None
+    if found != PREFECT_MINOR:
+        wanted = ".".join(map(str, PREFECT_MINOR))
+        raise PermanentError(
+            f"prefect {version} is installed; the warm runner replaces a private hook of "
+            f"prefect {wanted}.x (prefect._flow_run_suspension, flow_engine.{ENGINE_HOOK}): "
+            f"install prefect=={wanted}.* as pyproject.toml pins it"
+        )
+
+
 # The name the flow engine looks the per-run observer up by (prefect 3.9).
 ENGINE_HOOK = "observe_flow_run_suspension"
 ObserveFn = Callable[..., AbstractContextManager[None]]
@@ -123,6 +144,7 @@ class SharedSuspensionObserver:
 
     def install(self) -> None:
         """Make the flow engine use this observer for every flow run of the process."""
+        check_prefect_version(prefect.__version__)
         current: Any = getattr(prefect.flow_engine, ENGINE_HOOK, None)
         if current is None:
             raise PermanentError(

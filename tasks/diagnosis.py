@@ -10,7 +10,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from oncall.clients.kube import KubeClient
-from oncall.clients.metrics import ServiceMetrics
+from oncall.clients.promql_metrics import Readings
 from oncall.clients.service_admin import ServiceAdmin
 from oncall.retrying import retry_if_transient
 
@@ -121,7 +121,7 @@ def warning_events(kube: KubeClient, namespace: str) -> list[dict[str, Any]]:
 
 
 @read_task
-def read_gauges(metrics: ServiceMetrics, names: list[str]) -> dict[str, float | None]:
+def read_gauges(metrics: Readings, names: list[str]) -> dict[str, float | None]:
     """Current values of a service's gauges (summed over pods)."""
     values = {name: metrics.gauge(name) for name in names}
     get_run_logger().info("Gauges: %s", values)
@@ -139,7 +139,7 @@ def read_slow_queries(admin: ServiceAdmin) -> list[dict[str, Any]]:
 
 @read_task
 def measure_latency(
-    metrics: ServiceMetrics, histogram: str, quantile: float, window_s: float
+    metrics: Readings, histogram: str, quantile: float, window_s: float
 ) -> float | None:
     """One latency quantile over a window, as Prometheus' histogram_quantile computes it."""
     value = metrics.latency_quantile(histogram, quantile, window_s)
@@ -153,7 +153,7 @@ def measure_latency(
 
 
 @read_task
-def measure_error_rate(metrics: ServiceMetrics, window_s: float) -> float:
+def measure_error_rate(metrics: Readings, window_s: float) -> float:
     """The 5xx share of requests over a window."""
     rate = metrics.error_rate(window_s).rate
     get_run_logger().info("5xx rate %.2f%%", rate * 100)

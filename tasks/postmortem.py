@@ -11,6 +11,7 @@ from prefect.runtime import flow_run
 
 from oncall.clients.kube import KubeClient
 from oncall.clients.prefect_api import PrefectApi
+from oncall.clients.prometheus import PrometheusClient, PrometheusSettings
 from oncall.errors import OncallError
 from oncall.models import Incident, utcnow
 from oncall.postmortem.bundle import load_snapshots, save_snapshot, write_bundle, write_postmortem
@@ -26,12 +27,7 @@ from oncall.postmortem.evidence import (
 )
 from oncall.postmortem.history import RunHistory
 from oncall.postmortem.owners import suggest_owners
-from oncall.postmortem.prometheus import (
-    PrometheusClient,
-    PrometheusSettings,
-    alert_expression,
-    playbook_samples,
-)
+from oncall.postmortem.prometheus import alert_expression, playbook_samples, range_series
 from oncall.postmortem.slack_thread import IncidentThread
 from oncall.postmortem.trigger import POSTMORTEM_DEPLOYMENT, POSTMORTEM_TAG, schedule_postmortem
 from oncall.postmortem.workloads import (
@@ -104,11 +100,11 @@ def gather_metrics(
 ) -> tuple[list[MetricSeries], list[str]]:
     """Prometheus range query of the alert's expression, else the playbook's own samples."""
     expr = alert_expression(incident.alert)
-    if settings.url and expr:
+    client = PrometheusClient.from_settings(settings) if expr else None
+    if client is not None and expr:
         end = incident.transitions[-1].at if incident.transitions else utcnow()
-        client = PrometheusClient(settings.url, timeout_s=settings.timeout_s)
         try:
-            series = client.query_range(expr, window_start(incident), end, settings.step_s)
+            series = range_series(client, expr, window_start(incident), end, settings.step_s)
             return series, []
         except OncallError as exc:
             gap = f"Prometheus range query of {expr!r}: {exc}; the playbook's samples are used"

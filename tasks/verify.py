@@ -9,8 +9,8 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from oncall.clients.kube import KubeClient
-from oncall.clients.metrics import ServiceMetrics
 from oncall.clients.probes import probe_http
+from oncall.clients.promql_metrics import Readings
 from oncall.errors import TransientError
 from oncall.observations import PodSummary, Verification
 
@@ -67,7 +67,7 @@ def _consecutive(
 
 @task(cache_policy=NO_CACHE)
 def verify_error_rate(
-    metrics: ServiceMetrics, threshold: float, checks: int, window_s: float, timeout_s: float
+    metrics: Readings, threshold: float, checks: int, window_s: float, timeout_s: float
 ) -> Verification:
     """Pass when the 5xx rate stays under ``threshold`` for ``checks`` windows in a row."""
     result = _consecutive(
@@ -85,7 +85,7 @@ def verify_error_rate(
 
 @task(cache_policy=NO_CACHE)
 def verify_latency(
-    metrics: ServiceMetrics,
+    metrics: Readings,
     histogram: str,
     quantile: float,
     threshold_s: float,
@@ -171,7 +171,7 @@ def verify_pods_ready(
 
 @task(cache_policy=NO_CACHE)
 def verify_gauge_ratio(
-    metrics: ServiceMetrics,
+    metrics: Readings,
     numerator: str,
     denominator: str,
     threshold: float,

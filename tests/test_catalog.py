@@ -209,9 +209,9 @@ def test_each_service_pages_its_own_rotation(
 ) -> None:
     import uuid
 
-    from oncall.clients import Clients
     from oncall.models import Alert, Incident, Severity, utcnow
     from oncall.settings import OncallSettings
+    from oncall.wiring import Clients
 
     monkeypatch.setenv("ONCALL_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("ONCALL_SERVICES_FILE", str(EXAMPLE_SERVICES))

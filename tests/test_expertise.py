@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from oncall.clients import Clients
 from oncall.expertise import area_of
 from oncall.models import Alert, Incident, Severity, utcnow
 from oncall.settings import OncallSettings
+from oncall.wiring import Clients
 
 
 def _alert(name: str, **labels: str) -> Alert:

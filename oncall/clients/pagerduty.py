@@ -1,14 +1,12 @@
-"""The PagerDuty client: Events API v2 out (trigger, acknowledge, resolve), V3 webhooks in.
+"""The PagerDuty client: Events API v2 out (trigger, acknowledge, resolve).
 
 Per PROTOCOLS.md "PagerDuty": 202 is accepted, 400 is a bad event (never retried), 429 and
-5xx are retried with backoff. The webhook's signature is checked by the intake; this module
-decides what an incoming event means for our incident.
+5xx are retried with backoff. What an incoming V3 webhook means for our incident is the
+intake's (``oncall.intake.pagerduty_events``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 from typing import Any, Literal
 
@@ -17,10 +15,8 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
-from oncall.clients.prefect_api import PrefectApi
-from oncall.errors import NotFoundError, OncallError, PermanentError, TransientError
-from oncall.models import Incident, Severity
-from oncall.store import IncidentStore
+from oncall.errors import PermanentError, TransientError
+from oncall.models import Severity
 
 log = logging.getLogger("oncall.pagerduty")
 
@@ -211,91 +207,3 @@ def _why(response: httpx.Response) -> str:
     errors = doc.get("errors") if isinstance(doc, dict) else None
     message = doc.get("message", "") if isinstance(doc, dict) else ""
     return f"{message} {'; '.join(map(str, errors or []))}".strip() or response.text[:300]
-
-
-def handle_pagerduty_event(event: dict[str, Any], store: IncidentStore, prefect: PrefectApi) -> str:
-    """Apply one V3 webhook event to our incident; returns what was done (for the log).
-
-    ``incident.acknowledged`` by a person stops the escalation timers;
-    ``incident.resolved`` closes the incident. Both are idempotent (PagerDuty re-delivers).
-    """
-    from oncall import lifecycle  # it imports the notifiers, which import this module
-
-    event_type = str(event.get("event_type", ""))
-    if event_type not in ("incident.acknowledged", "incident.resolved"):
-        return "ignored"
-    incident = _our_incident(event, store)
-    if incident is None:
-        return "not ours"
-    who = _person(event.get("agent"))
-    if event_type == "incident.acknowledged":
-        if who is None:
-            # An acknowledge from an integration is not a person answering.
-            return "acknowledged by an integration: ignored"
-        # PagerDuty already knows: no acknowledge goes back to it.
-        done = lifecycle.acknowledge(store, prefect, None, incident.id, who)
-        log.info(
-            "%s acknowledged in PagerDuty by %s; %d timer(s) cancelled",
-            incident.id,
-            who,
-            done.cancelled,
-        )
-        return f"acknowledged by {who}; {done.cancelled} escalation timer(s) cancelled"
-    lifecycle.resolve(store, prefect, incident.id, f"resolved in PagerDuty by {who or 'PagerDuty'}")
-    return "resolved"
-
-
-def _our_incident(event: dict[str, Any], store: IncidentStore) -> Incident | None:
-    """Our incident: the dedup key we sent (``incident_key``), else the one the intake opened."""
-    data = event.get("data")
-    data = data if isinstance(data, dict) else {}
-    candidates = [str(data.get("incident_key") or "")]
-    try:
-        # An incident that started in PagerDuty: the intake named it after its occurrence.
-        from oncall.intake.pagerduty import PagerDutyWebhook, alerts_of
-
-        as_trigger = {**event, "event_type": "incident.triggered"}
-        candidates += [Incident.id_for(a) for a in alerts_of(PagerDutyWebhook(event=as_trigger))]
-    except Exception:  # a partial event simply has no such incident
-        pass
-    for incident_id in filter(None, candidates):
-        try:
-            return store.get(incident_id)
-        except NotFoundError:
-            continue
-    return None
-
-
-def _person(agent: Any) -> str | None:
-    """Who did it, if a person (a ``user_reference``); None for services and integrations."""
-    if not isinstance(agent, dict) or agent.get("type") != "user_reference":
-        return None
-    name = str(agent.get("summary") or agent.get("id") or "someone")
-    return f"{name} (PagerDuty {agent['id']})" if agent.get("id") else name
-
-
-async def on_pagerduty_webhook(
-    raw: bytes, store: IncidentStore, prefect: PrefectApi, timeout_s: float = 4.0
-) -> bool:
-    """Apply a verified V3 webhook body; False if it could not be now (answer 5xx: redelivery).
-
-    PagerDuty wants a 2xx within 5 s, so the work is bounded by ``timeout_s``.
-    """
-    try:
-        event = json.loads(raw)["event"]
-        if not isinstance(event, dict):
-            return True
-    except (ValueError, KeyError, TypeError):
-        return True  # the intake has already refused or dead-lettered a malformed body
-    try:
-        done = await asyncio.wait_for(
-            asyncio.to_thread(handle_pagerduty_event, event, store, prefect), timeout_s
-        )
-    except (TransientError, TimeoutError) as exc:
-        log.warning("PagerDuty event %s not applied yet: %r", event.get("id"), exc)
-        return False
-    except OncallError as exc:
-        log.error("PagerDuty event %s cannot be applied: %s", event.get("id"), exc)
-        return True
-    log.info("PagerDuty event %s (%s): %s", event.get("id"), event.get("event_type"), done)
-    return True

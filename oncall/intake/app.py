@@ -17,7 +17,6 @@ from starlette.concurrency import run_in_threadpool
 
 from oncall.approval import approval_key
 from oncall.approvers import ApproverTokens
-from oncall.clients.pagerduty import on_pagerduty_webhook
 from oncall.clients.prefect_api import API_RESUME_BUSY_S, PrefectApi
 from oncall.clients.slack import SlackSettings
 from oncall.errors import NotFoundError, OncallError, PermanentError, TransientError
@@ -30,6 +29,7 @@ from oncall.intake.generic import GenericWebhook
 from oncall.intake.inbox import Inbox
 from oncall.intake.messages import from_alertmanager, from_generic, from_pagerduty
 from oncall.intake.metrics import IntakeMetrics
+from oncall.intake.pagerduty_events import on_pagerduty_webhook
 from oncall.intake.people import people_router
 from oncall.intake.prefect_runs import PrefectRuns
 from oncall.intake.queue import DispatchQueue

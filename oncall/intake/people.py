@@ -20,7 +20,6 @@ from starlette.concurrency import run_in_threadpool
 
 from oncall import lifecycle
 from oncall.approvers import ApproverTokens
-from oncall.clients import Clients
 from oncall.clients.prefect_api import PrefectApi
 from oncall.errors import NotFoundError, OncallError, TransientError
 from oncall.intake.bodies import load_json, parse
@@ -29,6 +28,7 @@ from oncall.models import Severity
 from oncall.pauses import MAX_PAUSE, PauseRequest, Pauses, parse_duration
 from oncall.settings import OncallSettings
 from oncall.store import IncidentStore
+from oncall.wiring import Clients
 
 
 def _duration(value: Any) -> Any:

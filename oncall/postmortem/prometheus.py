@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from oncall.errors import PermanentError, TransientError
+from oncall.clients.prometheus import PrometheusClient
 from oncall.models import Alert
 from oncall.postmortem.evidence import LogLine, MetricPoint, MetricSeries
 
@@ -18,62 +14,19 @@ from oncall.postmortem.evidence import LogLine, MetricPoint, MetricSeries
 _SAMPLE = re.compile(r"^(?P<unit>.+?) (?P<value>-?[0-9.]+(?:e[-+]?[0-9]+)?) \(threshold ")
 
 
-class PrometheusSettings(BaseSettings):
-    """Where Prometheus answers queries (environment prefix ``ONCALL_PROMETHEUS_``)."""
-
-    model_config = SettingsConfigDict(env_prefix="ONCALL_PROMETHEUS_", extra="ignore")
-
-    url: str | None = Field(
-        default=None, description="Prometheus base URL; without it the playbook's samples are used."
-    )
-    step_s: float = Field(default=15.0, gt=0, description="Resolution of range queries (s).")
-    timeout_s: float = Field(default=10.0, gt=0, description="Timeout of one query (s).")
-
-
-class PrometheusClient:
-    """Runs range queries against one Prometheus server."""
-
-    def __init__(self, base_url: str, http: httpx.Client | None = None, timeout_s: float = 10.0):
-        self.base_url = base_url.rstrip("/")
-        self.http = http or httpx.Client(timeout=timeout_s)
-
-    def close(self) -> None:
-        """Release the connection pool."""
-        self.http.close()
-
-    def query_range(
-        self, expr: str, start: datetime, end: datetime, step_s: float
-    ) -> list[MetricSeries]:
-        """Every series of ``expr`` between ``start`` and ``end``."""
-        params = {
-            "query": expr,
-            "start": f"{start.timestamp():.3f}",
-            "end": f"{end.timestamp():.3f}",
-            "step": f"{step_s:g}",
-        }
-        try:
-            response = self.http.get(f"{self.base_url}/api/v1/query_range", params=params)
-        except httpx.TransportError as exc:
-            raise TransientError(f"Prometheus unreachable: {exc}") from exc
-        if response.status_code >= 500 or response.status_code == 429:
-            raise TransientError(f"Prometheus query failed: HTTP {response.status_code}")
-        body = response.json() if response.content else {}
-        if response.status_code >= 400 or body.get("status") != "success":
-            raise PermanentError(
-                f"Prometheus refused {expr!r}: {body.get('errorType')}: {body.get('error')}"
-            )
-        return [
-            MetricSeries(
-                source="prometheus",
-                query=expr,
-                labels=dict(item.get("metric", {})),
-                points=[
-                    MetricPoint(at=datetime.fromtimestamp(float(t), UTC), value=float(v))
-                    for t, v in item.get("values", [])
-                ],
-            )
-            for item in body["data"]["result"]
-        ]
+def range_series(
+    client: PrometheusClient, expr: str, start: datetime, end: datetime, step_s: float
+) -> list[MetricSeries]:
+    """Every series of ``expr`` over the incident window, as the postmortem keeps them."""
+    return [
+        MetricSeries(
+            source="prometheus",
+            query=expr,
+            labels=series.labels,
+            points=[MetricPoint(at=at, value=value) for at, value in series.points],
+        )
+        for series in client.query_range(expr, start, end, step_s)
+    ]
 
 
 def alert_expression(alert: Alert) -> str | None:

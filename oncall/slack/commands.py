@@ -25,7 +25,6 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 
 from oncall import lifecycle
-from oncall.clients import Clients
 from oncall.clients.prefect_api import PrefectApi
 from oncall.clients.slack import SlackSettings
 from oncall.errors import OncallError
@@ -34,6 +33,7 @@ from oncall.pauses import ALL, PauseRequest, Pauses, parse_duration
 from oncall.settings import OncallSettings
 from oncall.slack.approvers import Approvers
 from oncall.store import IncidentStore
+from oncall.wiring import Clients
 
 log = logging.getLogger("oncall.slack.commands")
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from oncall.sandbox import Sandbox
+from oncall_sandbox import Sandbox
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOYMENTS = REPO / "deployments"

@@ -13,8 +13,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from oncall.routing import PlaybookRouter
-from oncall.sandbox import Sandbox
-from oncall.sandbox.registry import SCENARIOS
+from oncall_sandbox import Sandbox
+from oncall_sandbox.registry import SCENARIOS
 from tests.deploy.conftest import DEPLOYMENTS, REPO, run
 
 RULES = DEPLOYMENTS / "prometheus" / "rules.yaml"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from oncall.sandbox import Sandbox
+from oncall_sandbox import Sandbox
 from tests.deploy.conftest import DEPLOYMENTS, KUBECTL, Manifest, kustomize, run
 
 LOCAL = DEPLOYMENTS / "overlays" / "local"

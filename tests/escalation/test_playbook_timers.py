@@ -67,12 +67,12 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
 from prefect.client.schemas.objects import FlowRun
 
 from oncall.clients.prefect_api import PrefectApi
-from oncall.drill_catalog import plan_drill
 from oncall.models import Alert, Incident, IncidentStatus, utcnow
 from oncall.playbooks import PlaybookConfig
-from oncall.sandbox import Sandbox
 from oncall.settings import OncallSettings
 from oncall.store import IncidentStore
+from oncall_sandbox import Sandbox
+from oncall_sandbox.drill_catalog import plan_drill
 from tasks.escalation import ESCALATION_DEPLOYMENT
 from tests.escalation.conftest import ONCALL, Worker, wait_for
 from tests.playbooks.conftest import quick_high_error_rate_config

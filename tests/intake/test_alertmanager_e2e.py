@@ -9,7 +9,6 @@ notification arrives.
 from __future__ import annotations
 
 import shutil
-import subprocess
 import threading
 import time
 import uuid
@@ -23,16 +22,16 @@ import pytest
 import uvicorn
 from pydantic import SecretStr
 
-from oncall.drill import drill_config
 from oncall.intake.app import create_app
 from oncall.models import IncidentStatus
 from oncall.routing import PlaybookRouter, Route
-from oncall.sandbox import Sandbox
 from oncall.settings import OncallSettings
+from oncall_sandbox import Sandbox
+from oncall_sandbox.drill import drill_config
 from tests.conftest import free_port, requires
 from tests.intake.conftest import AUTH, TOKEN, Deployments, fast_intake, wait_for
+from tests.prometheus_daemon import PROMETHEUS, Daemon, healthy
 
-PROMETHEUS = shutil.which("prometheus")
 ALERTMANAGER = shutil.which("prometheus-alertmanager")
 RULES = Path(__file__).with_name("prometheus_rules.yaml")
 SCALE = 0.01
@@ -82,23 +81,6 @@ scrape_configs:
     static_configs:
       - targets: ["{target}"]
 """
-
-
-class Daemon:
-    """A binary run directly on 127.0.0.1 with its output in a log file."""
-
-    def __init__(self, argv: list[str], log: Path) -> None:
-        self.log = log
-        with log.open("wb") as out:
-            self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
-
-    def stop(self) -> None:
-        """Terminate and wait."""
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
 
 @pytest.fixture
@@ -168,8 +150,8 @@ def test_prometheus_rule_fires_alertmanager_delivers_playbook_runs_resolved_arri
             )
             wait_for(
                 lambda: (
-                    _healthy(f"http://127.0.0.1:{prom_port}/-/ready")
-                    and _healthy(f"http://127.0.0.1:{am_port}/-/ready")
+                    healthy(f"http://127.0.0.1:{prom_port}/-/ready")
+                    and healthy(f"http://127.0.0.1:{am_port}/-/ready")
                 ),
                 30,
                 "Prometheus and Alertmanager",
@@ -213,10 +195,3 @@ def test_prometheus_rule_fires_alertmanager_delivers_playbook_runs_resolved_arri
     assert final["flow_run_state"] == "COMPLETED"
     assert [o["status"] for o in final["occurrences"]] == ["resolved"]
     assert final["occurrences"][0]["times_seen"] >= 2  # firing, then resolved
-
-
-def _healthy(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False

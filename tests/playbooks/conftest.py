@@ -14,10 +14,10 @@ import pytest
 
 from oncall.clients.kube import KubeClient
 from oncall.clients.prefect_api import PrefectApi
-from oncall.drill import drill_config, high_api_error_rate_rule
 from oncall.models import Alert, utcnow
 from oncall.playbooks import HighApiErrorRateConfig, HighErrorRateConfig
-from oncall.sandbox import Sandbox
+from oncall_sandbox import Sandbox
+from oncall_sandbox.drill import drill_config, high_api_error_rate_rule
 from tests.conftest import free_port
 
 SCALE = 0.01

@@ -24,10 +24,10 @@ from flows.pod_crash_loop import pod_crash_loop
 from oncall.clients.kube import KubeClient
 from oncall.models import Action, Alert, Incident, IncidentStatus, utcnow
 from oncall.playbooks import PodCrashLoopConfig
-from oncall.sandbox import Sandbox
-from oncall.sandbox.faults import bad_release
 from oncall.settings import OncallSettings
 from oncall.store import IncidentStore
+from oncall_sandbox import Sandbox
+from oncall_sandbox.faults import bad_release
 from tests.playbooks.conftest import SCALE, Human
 
 NS = "payments"

@@ -74,14 +74,14 @@ from flows.high_latency import high_latency
 from flows.naming import incident_run_name_for
 from oncall.clients.kube import KubeClient
 from oncall.clients.prefect_api import PrefectApi
-from oncall.drill_catalog import DrillPlan, plan_drill
 from oncall.models import ActionKind, Alert, Incident, IncidentStatus, utcnow
 from oncall.pauses import PauseRequest, Pauses
 from oncall.playbooks import HighErrorRateConfig, HighLatencyConfig
-from oncall.sandbox import Sandbox
-from oncall.sandbox import world as sandbox_world
 from oncall.settings import OncallSettings
 from oncall.store import IncidentStore
+from oncall_sandbox import Sandbox
+from oncall_sandbox import world as sandbox_world
+from oncall_sandbox.drill_catalog import DrillPlan, plan_drill
 from tests.playbooks.conftest import SCALE, Human
 
 _G, _C = "gremlinsai", "cronos-ai"

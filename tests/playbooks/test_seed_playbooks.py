@@ -10,11 +10,11 @@ import pytest
 
 from flows.naming import incident_run_name_for
 from oncall.clients.kube import KubeClient
-from oncall.drill_catalog import DrillPlan, plan_drill
 from oncall.models import Alert, Incident, IncidentStatus, utcnow
-from oncall.sandbox import SCENARIOS, Sandbox
 from oncall.settings import OncallSettings
 from oncall.store import IncidentStore
+from oncall_sandbox import SCENARIOS, Sandbox
+from oncall_sandbox.drill_catalog import DrillPlan, plan_drill
 from tests.playbooks.conftest import SCALE, Human, quick_high_error_rate_config
 
 # What each seed section prescribes, as the kinds of action the playbook applies.

@@ -68,14 +68,14 @@ import pytest
 from flows.high_error_rate import high_error_rate
 from flows.naming import incident_run_name_for
 from oncall.clients.kube import KubeClient
-from oncall.drill_catalog import plan_drill
 from oncall.errors import NotFoundError
 from oncall.models import Alert, Incident, IncidentStatus, utcnow
 from oncall.playbooks import HighErrorRateConfig
-from oncall.sandbox import Sandbox
-from oncall.sandbox.faults import FAULTS
 from oncall.settings import OncallSettings
 from oncall.store import IncidentStore
+from oncall_sandbox import Sandbox
+from oncall_sandbox.drill_catalog import plan_drill
+from oncall_sandbox.faults import FAULTS
 from tests.playbooks.conftest import SCALE, Human
 
 APPROVE = {"approve": True, "approver": "jane", "reason": "drill"}

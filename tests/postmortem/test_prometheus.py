@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from oncall.clients.prometheus import PrometheusClient
 from oncall.errors import PermanentError, TransientError
 from oncall.models import Alert
-from oncall.postmortem.prometheus import PrometheusClient, alert_expression
+from oncall.postmortem.prometheus import alert_expression, range_series
 
 START = datetime(2025, 3, 4, 10, 0, tzinfo=UTC)
 EXPR = 'sum(rate(http_requests_total{code=~"5.."}[1m])) / sum(rate(http_requests_total[1m]))'
@@ -31,19 +32,15 @@ def _prometheus(request: httpx.Request) -> httpx.Response:
 
 
 def test_range_query_returns_the_series_with_their_times() -> None:
-    client = PrometheusClient(
-        "http://prom:9090", http=httpx.Client(transport=httpx.MockTransport(_prometheus))
-    )
-    (series,) = client.query_range(EXPR, START, START + timedelta(minutes=1), 15)
+    client = PrometheusClient("http://prom:9090", transport=httpx.MockTransport(_prometheus))
+    (series,) = range_series(client, EXPR, START, START + timedelta(minutes=1), 15)
     assert series.source == "prometheus" and series.labels == {"job": "api"}
     assert [p.value for p in series.points] == [0.01, 0.27, 0.31, 0.002]
     assert series.points[1].at == START + timedelta(seconds=15)
 
 
 def test_errors_carry_the_retry_decision() -> None:
-    client = PrometheusClient(
-        "http://prom:9090", http=httpx.Client(transport=httpx.MockTransport(_prometheus))
-    )
+    client = PrometheusClient("http://prom:9090", transport=httpx.MockTransport(_prometheus))
     with pytest.raises(PermanentError, match="parse error"):
         client.query_range("bad(", START, START, 15)
     with pytest.raises(TransientError):

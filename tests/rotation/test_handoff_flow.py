@@ -121,7 +121,7 @@ def test_without_slack_the_handoff_logs_and_succeeds(
 def test_recent_deployments_come_from_the_cluster(
     slack: FakeSlack, oncall_home: Path, example: Rotation
 ) -> None:
-    from oncall.sandbox import Sandbox
+    from oncall_sandbox import Sandbox
 
     with Sandbox(home=oncall_home, time_scale=0.01, scenario="bad-deploy") as sandbox:
         sandbox.inject_fault()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sandbox_cluster import Cluster
 
-from oncall.sandbox import Sandbox
+from oncall_sandbox import Sandbox
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import yaml
 from kubernetes import client, config
 from sandbox_cluster import KUBECTL, wait_for
 
-from oncall.sandbox import Sandbox
+from oncall_sandbox import Sandbox
 
 NS = "default"
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from oncall.sandbox import Sandbox
+from oncall_sandbox import Sandbox
 
 KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
 NAMESPACE = "gremlinsai"

@@ -10,7 +10,7 @@ from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 from sandbox_cluster import BLUE, NAMESPACE, SERVICE, Cluster
 
-from oncall.sandbox import Sandbox
+from oncall_sandbox import Sandbox
 
 
 @pytest.fixture

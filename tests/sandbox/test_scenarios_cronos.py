@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 from sandbox_cluster import Cluster, error_rate, gauge, quantile, scrape, wait_for
 
-from oncall.sandbox import Sandbox
+from oncall_sandbox import Sandbox
 
 NS = "cronos-ai"
 

@@ -9,9 +9,9 @@ import httpx
 import pytest
 from sandbox_cluster import Cluster, quantile, wait_for
 
-from oncall.sandbox import SCENARIOS, Sandbox
-from oncall.sandbox.services import SimulatedService
-from oncall.sandbox.world import World
+from oncall_sandbox import SCENARIOS, Sandbox
+from oncall_sandbox.services import SimulatedService
+from oncall_sandbox.world import World
 
 
 @pytest.fixture

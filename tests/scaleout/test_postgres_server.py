@@ -12,12 +12,12 @@ import pytest
 
 from flows.high_api_error_rate import high_api_error_rate
 from flows.naming import incident_run_name_for
-from oncall.drill import drill_config, high_api_error_rate_rule
 from oncall.models import Alert, Incident, IncidentStatus, utcnow
 from oncall.prefect_server import server_env, start_server, stop_server
-from oncall.sandbox import Sandbox
 from oncall.settings import OncallSettings
 from oncall.store import IncidentStore
+from oncall_sandbox import Sandbox
+from oncall_sandbox.drill import drill_config, high_api_error_rate_rule
 from tests.conftest import free_port
 from tests.playbooks.conftest import Human
 

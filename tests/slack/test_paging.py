@@ -15,7 +15,6 @@ import pytest
 import yaml
 
 from oncall import lifecycle
-from oncall.clients import Clients
 from oncall.clients.notify import PAGED, PagerDutyNotifier
 from oncall.clients.pagerduty import PagerDutyClient
 from oncall.clients.prefect_api import PrefectApi
@@ -23,6 +22,7 @@ from oncall.models import Alert, Incident, IncidentStatus, PagePolicy, Severity,
 from oncall.settings import OncallSettings
 from oncall.store import IncidentStore
 from oncall.subjects import Subject, SubjectKind
+from oncall.wiring import Clients
 from tests.escalation.conftest import ONCALL
 from tests.fakes.pagerduty_server import FakePagerDuty
 

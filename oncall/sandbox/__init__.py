@@ -1,6 +1,0 @@
-"""A local fake Kubernetes cluster speaking the real REST API, for drills and tests."""
-
-from oncall.sandbox.registry import SCENARIOS, AlertSpec, Endpoint, ScenarioSpec
-from oncall.sandbox.server import Sandbox, rollout_complete
-
-__all__ = ["SCENARIOS", "AlertSpec", "Endpoint", "Sandbox", "ScenarioSpec", "rollout_complete"]

@@ -1,0 +1,69 @@
+"""Debian's Prometheus, run on 127.0.0.1 for one test with the config it is given."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import free_port
+
+PROMETHEUS = shutil.which("prometheus")
+
+
+class Daemon:
+    """A binary run directly on 127.0.0.1 with its output in a log file."""
+
+    def __init__(self, argv: list[str], log: Path) -> None:
+        self.log = log
+        with log.open("wb") as out:
+            self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+
+    def stop(self) -> None:
+        """Terminate and wait."""
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def healthy(url: str) -> bool:
+    """True when ``url`` answers 200."""
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@contextmanager
+def prometheus(config: str, workdir: Path, timeout_s: float = 30) -> Iterator[str]:
+    """A Prometheus with ``config`` (YAML); yields its base URL once it is ready."""
+    assert PROMETHEUS is not None
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "prometheus.yml").write_text(config)
+    port = free_port()
+    daemon = Daemon(
+        [
+            PROMETHEUS,
+            f"--config.file={workdir / 'prometheus.yml'}",
+            f"--storage.tsdb.path={workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        workdir / "prometheus.log",
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not healthy(f"{url}/-/ready"):
+            if daemon.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"Prometheus did not start: {daemon.log.read_text()[-2000:]}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        daemon.stop()
