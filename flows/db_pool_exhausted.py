@@ -59,6 +59,7 @@ def db_pool_exhausted(alert: Alert, config: DbPoolExhaustedConfig | None = None)
         config.verify_checks,
         config.verify_window_s,
         config.verify_timeout_s,
+        analysis=config.verify_analysis,
     )
     if not headroom.passed:
         return run.finish(headroom, undo=plan.inverse())
@@ -68,5 +69,6 @@ def db_pool_exhausted(alert: Alert, config: DbPoolExhaustedConfig | None = None)
         config.verify_checks,
         config.verify_window_s,
         config.verify_timeout_s,
+        analysis=config.verify_analysis,
     )
     return run.finish(errors, undo=plan.inverse())

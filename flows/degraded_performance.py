@@ -61,5 +61,6 @@ def degraded_performance(
         config.verify_checks,
         config.verify_window_s,
         config.verify_timeout_s,
+        analysis=config.verify_analysis,
     )
     return run.finish(verification, undo=plan.inverse())

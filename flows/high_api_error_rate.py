@@ -80,6 +80,7 @@ def high_api_error_rate(alert: Alert, config: HighApiErrorRateConfig | None = No
         config.verify_checks,
         config.verify_window_s,
         config.verify_timeout_s,
+        analysis=config.verify_analysis,
     )
     return run.finish(verification, undo=plan.inverse())
 

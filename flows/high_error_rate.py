@@ -54,6 +54,7 @@ def high_error_rate(alert: Alert, config: HighErrorRateConfig | None = None) -> 
             config.verify_checks,
             config.verify_window_s,
             config.verify_timeout_s,
+            analysis=config.verify_analysis,
         )
         if verification.passed:
             return run.finish(verification)

@@ -65,5 +65,6 @@ def high_latency(alert: Alert, config: HighLatencyConfig | None = None) -> State
         config.verify_checks,
         config.verify_window_s,
         config.verify_timeout_s,
+        analysis=config.verify_analysis,
     )
     return run.finish(verification, undo=plan.inverse() if plan.kind == "scale" else None)

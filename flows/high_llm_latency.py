@@ -69,6 +69,7 @@ def high_llm_latency(alert: Alert, config: HighLLMLatencyConfig | None = None) -
             config.verify_checks,
             config.verify_window_s,
             config.verify_timeout_s,
+            analysis=config.verify_analysis,
         )
         if verification.passed:
             return run.finish(verification)

@@ -324,6 +324,13 @@ class PlaybookRun:
 
     def finish(self, verification: Verification, undo: ChangePlan | None = None) -> State[Any]:
         """Resolve on a passed verification; else escalate and offer to undo the mitigation."""
+        # Every measurement (value, verdict, time) and every query is kept as evidence.
+        target = self.subject.ref if self.subject else self.config.namespace
+        self.incident = record_action(
+            self.store,
+            self.incident,
+            Action(kind="verification", target=target, detail=verification.model_dump(mode="json")),
+        )
         if verification.passed:
             self.incident = resolve(
                 self.store, self.clients.prefect, self.notifier, self.incident, verification.detail

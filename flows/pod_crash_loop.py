@@ -112,5 +112,6 @@ def pod_crash_loop(alert: Alert, config: PodCrashLoopConfig | None = None) -> St
         config.verify_window_s,
         config.verify_timeout_s,
         kind=subject.kind,
+        analysis=config.verify_analysis,
     )
     return run.finish(verification, undo=undo)

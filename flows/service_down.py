@@ -79,5 +79,6 @@ def service_down(alert: Alert, config: ServiceDownConfig | None = None) -> State
         config.verify_checks,
         config.verify_window_s,
         config.verify_timeout_s,
+        analysis=config.verify_analysis,
     )
     return run.finish(verification, undo=plan.inverse())

@@ -63,6 +63,10 @@ def weaviate_down(alert: Alert, config: WeaviateDownConfig | None = None) -> Sta
         return applied
     wait_for_rollout(run.kube, config.namespace, config.deployment, config.rollout_timeout_s)
     verification = verify_health_endpoint(
-        config.meta_url, config.verify_checks, config.verify_window_s, config.verify_timeout_s
+        config.meta_url,
+        config.verify_checks,
+        config.verify_window_s,
+        config.verify_timeout_s,
+        analysis=config.verify_analysis,
     )
     return run.finish(verification)

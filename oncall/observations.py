@@ -138,6 +138,42 @@ class ErrorRateSample(BaseModel):
         return self.errors / self.requests if self.requests > 0 else 0.0
 
 
+class VerifyAnalysis(BaseModel):
+    """How a verification judges its measurements (the terms of Argo Rollouts' analysis).
+
+    ``count`` healthy measurements in a row pass (the playbook's ``verify_checks``); no data
+    is *inconclusive*, counted neither way, and more than ``inconclusive_limit`` of them end
+    the verification unverified; so do more than ``consecutive_error_limit`` failed
+    measurements in a row (the metrics source down) and, when set, more than
+    ``failure_limit`` unhealthy ones. Unverified always escalates: nothing is "verified"
+    that was not measured healthy.
+    """
+
+    initial_delay_s: float = Field(
+        default=0.0, ge=0, description="Wait this long after the mitigation before measuring."
+    )
+    failure_limit: int | None = Field(
+        default=None,
+        ge=0,
+        description="Unhealthy measurements allowed before giving up (None: until timeout).",
+    )
+    inconclusive_limit: int = Field(
+        default=5, ge=0, description="Measurements without data allowed before giving up."
+    )
+    consecutive_error_limit: int = Field(
+        default=4, ge=0, description="Failed measurements in a row allowed before giving up."
+    )
+
+
+class Measurement(BaseModel):
+    """One measurement of a verification, kept as evidence."""
+
+    at: datetime
+    value: float | None
+    verdict: str = Field(description="healthy, unhealthy, inconclusive (no data) or error.")
+    detail: str = ""
+
+
 class Verification(BaseModel):
     """The result of verifying a mitigation."""
 
@@ -145,6 +181,24 @@ class Verification(BaseModel):
     samples: list[float]
     threshold: float
     detail: str = ""
+    inconclusive: bool = Field(
+        default=False, description="Ended for want of data: neither healthy nor unhealthy."
+    )
+    unit: str = ""
+    measurements: list[Measurement] = Field(default_factory=list)
+    queries: list[str] = Field(
+        default_factory=list, description="What was asked of the metrics source (PromQL)."
+    )
+
+    def describe(self) -> str:
+        """One line: the verdict, the values measured, and what they were asked of."""
+        verdict = "passed" if self.passed else "inconclusive" if self.inconclusive else "failed"
+        values = ", ".join(f"{v:.4g}" for v in self.samples) or "no data"
+        asked = "; ".join(self.queries) or "no metrics source"
+        return (
+            f"verification {verdict}: {self.unit} {values} "
+            f"(threshold {self.threshold:.4g}) from {asked}"
+        )
 
 
 class Diagnosis(BaseModel):

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from oncall.guards import GuardPolicy
 from oncall.models import Severity
+from oncall.observations import VerifyAnalysis
 
 
 class EscalationStep(BaseModel):
@@ -71,6 +72,10 @@ class PlaybookConfig(BaseModel):
     verify_window_s: float = Field(default=30, gt=0, description="Length of one check window.")
     verify_timeout_s: float = Field(
         default=600, gt=0, description="Give up verifying (and escalate) after this long."
+    )
+    verify_analysis: VerifyAnalysis = Field(
+        default_factory=VerifyAnalysis,
+        description="How the verification judges no data, failed and unhealthy measurements.",
     )
     relabel: dict[str, str] = Field(
         default_factory=dict,

@@ -20,7 +20,7 @@ from oncall.approval import approval_key
 from oncall.clients.prefect_api import PrefectApi, StepTiming
 from oncall.errors import OncallError
 from oncall.models import Action, Alert, Incident, IncidentStatus
-from oncall.observations import ChangePlan
+from oncall.observations import ChangePlan, Verification
 from oncall.playbooks import HighApiErrorRateConfig, PlaybookConfig
 from oncall.prefect_server import PrefectServer
 from oncall.settings import OncallSettings
@@ -256,6 +256,8 @@ def describe_action(action: Action) -> str:
             f"rollout of {action.target}: now revision {detail['revision']} "
             f"({', '.join(detail['images'])}), {state}"
         )
+    if action.kind == "verification":
+        return Verification.model_validate(detail).describe()
     if "before" in detail and "after" in detail:
         return ChangePlan.model_validate(detail).describe() + (
             " (planned)" if action.dry_run else " (applied)"

@@ -12,7 +12,8 @@ from oncall.clients.kube import KubeClient
 from oncall.clients.probes import probe_http
 from oncall.clients.promql_metrics import Readings
 from oncall.errors import TransientError
-from oncall.observations import PodSummary, Verification
+from oncall.models import utcnow
+from oncall.observations import Measurement, PodSummary, Verification, VerifyAnalysis
 
 
 def _consecutive(
@@ -23,24 +24,69 @@ def _consecutive(
     checks: int,
     timeout_s: float,
     pause_s: float = 0.0,
+    analysis: VerifyAnalysis | None = None,
 ) -> Verification:
-    """Measure until ``checks`` healthy results in a row, or give up after ``timeout_s``."""
+    """Measure until ``checks`` healthy results in a row, or give up (see VerifyAnalysis).
+
+    ``measure`` answers None for no data: inconclusive, counted neither way.
+    """
+    policy = analysis or VerifyAnalysis()
     log = get_run_logger()
+    if policy.initial_delay_s:
+        log.info("Waiting %.4gs before the first measurement", policy.initial_delay_s)
+        time.sleep(policy.initial_delay_s)
     deadline = time.monotonic() + timeout_s
-    samples: list[float] = []
-    streak = 0
+    result = Verification(passed=False, samples=[], threshold=threshold, unit=unit)
+    streak = failures = inconclusive = errors_in_row = 0
+
+    def give_up(detail: str, *, no_data: bool = False) -> Verification:
+        result.detail, result.inconclusive = detail, no_data
+        log.warning("Not verified: %s", detail)
+        return result
+
     while time.monotonic() < deadline:
         try:
             value = measure()
         except TransientError as exc:
-            log.warning("Measurement failed, counts as unhealthy: %s", exc)
-            value = None
-        if value is None:
+            errors_in_row += 1
             streak = 0
+            result.measurements.append(
+                Measurement(at=utcnow(), value=None, verdict="error", detail=str(exc)[:300])
+            )
+            log.warning(
+                "Measurement failed (%d in a row, %d allowed): %s",
+                errors_in_row,
+                policy.consecutive_error_limit,
+                exc,
+            )
+            if errors_in_row > policy.consecutive_error_limit:
+                return give_up(f"{unit}: {errors_in_row} measurements in a row failed: {exc}")
             time.sleep(max(pause_s, 0.2))
             continue
-        samples.append(round(value, 4))
-        streak = streak + 1 if healthy(value) else 0
+        errors_in_row = 0
+        if value is None:
+            inconclusive += 1
+            streak = 0
+            result.measurements.append(Measurement(at=utcnow(), value=None, verdict="inconclusive"))
+            log.warning(
+                "%s: no data (%d inconclusive, %d allowed)",
+                unit,
+                inconclusive,
+                policy.inconclusive_limit,
+            )
+            if inconclusive > policy.inconclusive_limit:
+                return give_up(
+                    f"{unit}: no data in {inconclusive} measurements: inconclusive", no_data=True
+                )
+            time.sleep(max(pause_s, 0.2))
+            continue
+        ok = healthy(value)
+        result.samples.append(round(value, 4))
+        result.measurements.append(
+            Measurement(at=utcnow(), value=value, verdict="healthy" if ok else "unhealthy")
+        )
+        streak = streak + 1 if ok else 0
+        failures += 0 if ok else 1
         log.info(
             "%s %.4g (threshold %.4g): %d/%d healthy in a row",
             unit,
@@ -50,37 +96,47 @@ def _consecutive(
             checks,
         )
         if streak >= checks:
-            return Verification(
-                passed=True,
-                samples=samples,
-                threshold=threshold,
-                detail=f"{unit} within {threshold:.4g} for {checks} checks in a row",
+            result.passed = True
+            result.detail = f"{unit} within {threshold:.4g} for {checks} checks in a row"
+            return result
+        if policy.failure_limit is not None and failures > policy.failure_limit:
+            return give_up(
+                f"{unit} not within {threshold:.4g} in {failures} measurements "
+                f"({policy.failure_limit} allowed)"
             )
         time.sleep(pause_s)
-    return Verification(
-        passed=False,
-        samples=samples,
-        threshold=threshold,
-        detail=f"{unit} not within {threshold:.4g} for {checks} checks within {timeout_s:.0f}s",
+    return give_up(
+        f"{unit} not within {threshold:.4g} for {checks} checks within {timeout_s:.0f}s",
+        no_data=not result.samples and inconclusive > 0,
     )
+
+
+def _queries(metrics: Readings, result: Verification) -> Verification:
+    result.queries = list(dict.fromkeys(metrics.queries()))
+    return result
 
 
 @task(cache_policy=NO_CACHE)
 def verify_error_rate(
-    metrics: Readings, threshold: float, checks: int, window_s: float, timeout_s: float
+    metrics: Readings,
+    threshold: float,
+    checks: int,
+    window_s: float,
+    timeout_s: float,
+    analysis: VerifyAnalysis | None = None,
 ) -> Verification:
     """Pass when the 5xx rate stays under ``threshold`` for ``checks`` windows in a row."""
+
+    def rate() -> float | None:
+        sample = metrics.error_rate(window_s)
+        return sample.rate if sample.requests > 0 else None  # no traffic: no data
+
     result = _consecutive(
-        lambda: metrics.error_rate(window_s).rate,
-        lambda v: v < threshold,
-        "5xx rate",
-        threshold,
-        checks,
-        timeout_s,
+        rate, lambda v: v < threshold, "5xx rate", threshold, checks, timeout_s, 0.0, analysis
     )
     if not result.passed:
         result.detail = f"5xx rate not under {threshold:.0%}: " + result.detail
-    return result
+    return _queries(metrics, result)
 
 
 @task(cache_policy=NO_CACHE)
@@ -92,21 +148,29 @@ def verify_latency(
     checks: int,
     window_s: float,
     timeout_s: float,
+    analysis: VerifyAnalysis | None = None,
 ) -> Verification:
     """Pass when the latency quantile of ``histogram`` stays under ``threshold_s``."""
-    return _consecutive(
+    result = _consecutive(
         lambda: metrics.latency_quantile(histogram, quantile, window_s),
         lambda v: v < threshold_s,
         f"p{round(quantile * 100)} {histogram} (s)",
         threshold_s,
         checks,
         timeout_s,
+        0.0,
+        analysis,
     )
+    return _queries(metrics, result)
 
 
 @task(cache_policy=NO_CACHE)
 def verify_health_endpoint(
-    url: str, checks: int, interval_s: float, timeout_s: float
+    url: str,
+    checks: int,
+    interval_s: float,
+    timeout_s: float,
+    analysis: VerifyAnalysis | None = None,
 ) -> Verification:
     """Pass when the health URL answers 2xx ``checks`` times in a row."""
     return _consecutive(
@@ -117,6 +181,7 @@ def verify_health_endpoint(
         checks,
         timeout_s,
         interval_s,
+        analysis,
     )
 
 
@@ -129,6 +194,7 @@ def verify_pods_ready(
     interval_s: float,
     timeout_s: float,
     kind: str = "deployment",
+    analysis: VerifyAnalysis | None = None,
 ) -> Verification:
     """Pass when every pod is ready, none waits in a back-off, and restarts stop rising."""
     last: dict[str, int] = {}
@@ -166,6 +232,7 @@ def verify_pods_ready(
         checks,
         timeout_s,
         interval_s,
+        analysis,
     )
 
 
@@ -178,6 +245,7 @@ def verify_gauge_ratio(
     checks: int,
     interval_s: float,
     timeout_s: float,
+    analysis: VerifyAnalysis | None = None,
 ) -> Verification:
     """Pass when ``numerator / denominator`` stays under ``threshold`` (e.g. pool in use/size)."""
 
@@ -185,7 +253,7 @@ def verify_gauge_ratio(
         top, bottom = metrics.gauge(numerator), metrics.gauge(denominator)
         return None if top is None or not bottom else top / bottom
 
-    return _consecutive(
+    result = _consecutive(
         ratio,
         lambda v: v < threshold,
         f"{numerator}/{denominator}",
@@ -193,4 +261,6 @@ def verify_gauge_ratio(
         checks,
         timeout_s,
         interval_s,
+        analysis,
     )
+    return _queries(metrics, result)

@@ -34,6 +34,7 @@ def test_drill_resolves_the_incident_and_records_it(prefect_api: str, tmp_path: 
     assert "rollback gremlinsai/deployment/gremlinsai-backend-blue" in out
     assert "now revision 4 (ghcr.io/gremlinsai/backend:1.4.2), complete" in out
     assert "verify_error_rate" in out  # the step timings table
+    assert "verification passed: 5xx rate" in out  # what it measured, and from where
     # The postmortem is drafted as soon as the incident resolves.
     draft_path = out.split("Postmortem draft:", 1)[1].split()[0]
     draft = Path(draft_path).read_text()
@@ -55,6 +56,10 @@ def test_drill_resolves_the_incident_and_records_it(prefect_api: str, tmp_path: 
     rollout = next(a for a in incident["actions"] if a["kind"] == "rollout")
     assert rollout["detail"]["images"] == ["ghcr.io/gremlinsai/backend:1.4.2"]
     assert rollout["detail"]["revision"] == 4
+    (verification,) = [a for a in incident["actions"] if a["kind"] == "verification"]
+    measured = verification["detail"]["measurements"]
+    assert verification["detail"]["passed"] and measured[-1]["verdict"] == "healthy"
+    assert all(m["at"] and m["verdict"] in ("healthy", "unhealthy") for m in measured)
 
 
 def test_unknown_scenario_is_a_clear_error(tmp_path: Path) -> None:

@@ -25,6 +25,10 @@ class ServiceMetrics:
         """Release the HTTP connection pool."""
         self.http.close()
 
+    def queries(self) -> list[str]:
+        """What is read: the service's own scrapes (no PromQL)."""
+        return [f"scrapes of {self.url}"]
+
     def scrape(self) -> list[tuple[str, dict[str, str], float]]:
         """Every sample of one scrape as (name, labels, value)."""
         try:

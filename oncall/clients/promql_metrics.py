@@ -37,6 +37,10 @@ class Readings(Protocol):
         """The sum of a gauge's series matching ``labels``; None when none is exported."""
         ...
 
+    def queries(self) -> list[str]:
+        """What was asked so far, for the evidence."""
+        ...
+
 
 @dataclass(frozen=True)
 class Reading:
@@ -102,3 +106,7 @@ class PromQLMetrics:
     def gauge(self, name: str, labels: dict[str, str] | None = None) -> float | None:
         """The sum of the gauge's series of this service matching ``labels``."""
         return self._value(f"sum({name}{self._sel(**(labels or {}))})")
+
+    def queries(self) -> list[str]:
+        """The PromQL asked so far, in order."""
+        return [r.query for r in self.readings]

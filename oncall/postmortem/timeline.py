@@ -11,6 +11,7 @@ from datetime import datetime
 from pydantic import BaseModel
 
 from oncall.models import Action, IncidentStatus
+from oncall.observations import Verification
 from oncall.postmortem.evidence import Evidence, FlowRunRecord
 
 # Steps of the playbook worth a line of their own (the rest are bookkeeping).
@@ -81,6 +82,9 @@ def _action_entry(action: Action) -> TimelineEntry:
         )
     elif action.kind == "page":
         text = f"Escalation: paged {action.target} ({', '.join(d.get('contacts', []))})"
+    elif action.kind == "verification":
+        described = Verification.model_validate(d).describe()
+        text = described[0].upper() + described[1:]
     elif "before" in d and "after" in d:
         what = "Planned (dry run)" if action.dry_run else "Applied"
         kind = action.kind.removesuffix("-planned")
