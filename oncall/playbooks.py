@@ -94,6 +94,15 @@ class PlaybookConfig(BaseModel):
     escalation_time_scale: float = Field(
         default=1.0, gt=0, le=1, description="Compress the ladder's minutes (drills only)."
     )
+    prometheus_url: str | None = Field(
+        default=None,
+        description="Prometheus of this playbook's cluster (default: ONCALL_PROMETHEUS_URL).",
+    )
+    prometheus_scrape_interval_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="That Prometheus' scrape interval (ONCALL_PROMETHEUS_SCRAPE_INTERVAL_S).",
+    )
     prometheus_labels: dict[str, str] | None = Field(
         default=None,
         description="Labels that select the service's series in Prometheus (default: "
@@ -106,8 +115,10 @@ class PlaybookConfig(BaseModel):
             return dict(self.prometheus_labels)
         service = getattr(self, "service", None)
         if not service:
-            url = getattr(self, "service_url", "") or ""
-            service = (urlsplit(url).hostname or "").split(".")[0]
+            # http://SERVICE.NAMESPACE[.svc...]:PORT names its Service; an address does not.
+            host = urlsplit(getattr(self, "service_url", "") or "").hostname or ""
+            if host and not host.replace(".", "").isdigit() and host != "localhost":
+                service = host.split(".")[0]
         labels = {"namespace": self.namespace}
         if service:
             labels["service"] = str(service)
@@ -155,6 +166,9 @@ class HighLLMLatencyConfig(PlaybookConfig):
     ollama_deployment: str = Field(default="ollama", description="The LLM server deployment.")
     ollama_selector: dict[str, str] = Field(default_factory=lambda: {"app": "ollama"})
     ollama_url: str = Field(default="http://ollama.gremlinsai:11434", description="Ollama API.")
+    service: str = Field(
+        default="gremlinsai-service", description="The API's Service (its series' label)."
+    )
     service_url: str = Field(
         default="http://gremlinsai-service.gremlinsai:8000",
         description="The API service whose metrics carry the LLM latency histogram.",

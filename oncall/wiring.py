@@ -75,12 +75,16 @@ class Clients:
         return PrometheusClient.from_settings(self.prometheus_settings)
 
     def readings(self, config: PlaybookConfig) -> Readings:
-        """A playbook's readings of its service: from Prometheus when one is configured."""
-        if self.prometheus is None:
+        """A playbook's readings of its service: from Prometheus when one is configured (the
+        playbook's own, else ``ONCALL_PROMETHEUS_URL``), else the service's own scrapes."""
+        prometheus = self.prometheus
+        if config.prometheus_url:
+            settings = self.prometheus_settings.model_copy(update={"url": config.prometheus_url})
+            prometheus = PrometheusClient.from_settings(settings)
+        if prometheus is None:
             return ServiceMetrics(str(getattr(config, "service_url", "")))
-        return PromQLMetrics(
-            self.prometheus, config.metrics_labels(), self.prometheus_settings.scrape_interval_s
-        )
+        interval = config.prometheus_scrape_interval_s or self.prometheus_settings.scrape_interval_s
+        return PromQLMetrics(prometheus, config.metrics_labels(), interval)
 
     @cached_property
     def prefect(self) -> PrefectApi:

@@ -48,6 +48,10 @@ def _timing(scale: float, approval_timeout_s: int) -> dict[str, Any]:
     }
 
 
+PROMETHEUS_SCRAPE_S = 0.5
+"""How often the drills' Prometheus scrapes (the stand-in's interval)."""
+
+
 def _config(
     spec: ScenarioSpec, sandbox: Sandbox, scale: float, approval_timeout_s: int
 ) -> PlaybookConfig:
@@ -80,6 +84,9 @@ def _config(
     # (recorded as unverified). Deployed playbooks keep the default, verified approvers
     # for rollbacks and switches of P1/P2 incidents.
     config.guard.verified_approver_required = {}
+    # Metrics as in a real cluster: asked of Prometheus (the sandbox's stand-in), per pod.
+    config.prometheus_url = sandbox.prometheus_url
+    config.prometheus_scrape_interval_s = PROMETHEUS_SCRAPE_S
     return config
 
 

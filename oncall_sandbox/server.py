@@ -22,6 +22,7 @@ from oncall_sandbox.ksm import exporter
 from oncall_sandbox.kubelet import Kubelet
 from oncall_sandbox.nodes import seed_nodes
 from oncall_sandbox.podlogs import PodLogs
+from oncall_sandbox.prometheus_standin import Collect, PrometheusStandIn, Target
 from oncall_sandbox.registry import ScenarioSpec
 from oncall_sandbox.scenarios import SERVICES, Scenario, scenario_named
 from oncall_sandbox.seed import seed_namespaces, seed_workloads
@@ -68,6 +69,8 @@ class Sandbox:
         self._threads: list[threading.Thread] = []
         self._started = False
         self._stopped = False
+        self._prometheus: PrometheusStandIn | None = None
+        self._prometheus_lock = threading.Lock()
 
     @property
     def api_url(self) -> str:
@@ -123,11 +126,39 @@ class Sandbox:
         for thread in self._threads:
             thread.join(timeout=5)
         self._api.stop()
+        if self._prometheus is not None:
+            self._prometheus.stop()
         services_file(self.home).unlink(missing_ok=True)
         with self._services_lock:
             for service in self._services.values():
                 service.stop()
             self._services.clear()
+
+    @property
+    def prometheus_url(self) -> str:
+        """A Prometheus query API over every simulated Service (started on first use)."""
+        with self._prometheus_lock:
+            if self._prometheus is None:
+                self._prometheus = PrometheusStandIn(self._scrape_targets)
+                self._prometheus.start()
+            return self._prometheus.url
+
+    def _scrape_targets(self) -> list[Target]:
+        self._sync_services()
+        with self._services_lock:
+            services = list(self._services.items())
+
+        def collect(service: SimulatedService) -> Collect:
+            return lambda: [
+                (s.name, dict(s.labels), s.value)
+                for family in service.registry.collect()
+                for s in family.samples
+            ]
+
+        return [
+            ({"namespace": ns, "service": name, "job": name}, collect(service))
+            for (ns, name), service in services
+        ]
 
     def service_url(self, namespace: str, service: str) -> str:
         """Base URL of a Service's simulated HTTP endpoint."""

@@ -35,6 +35,9 @@ def test_drill_resolves_the_incident_and_records_it(prefect_api: str, tmp_path: 
     assert "now revision 4 (ghcr.io/gremlinsai/backend:1.4.2), complete" in out
     assert "verify_error_rate" in out  # the step timings table
     assert "verification passed: 5xx rate" in out  # what it measured, and from where
+    flat = " ".join(out.split())
+    selected = '{namespace="gremlinsai",service="gremlinsai-service"}'
+    assert f"sum(increase(http_requests_total{selected}" in flat  # the PromQL it verified with
     # The postmortem is drafted as soon as the incident resolves.
     draft_path = out.split("Postmortem draft:", 1)[1].split()[0]
     draft = Path(draft_path).read_text()
