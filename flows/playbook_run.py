@@ -48,6 +48,7 @@ from tasks.incident import (
 from tasks.mitigations import apply_plan
 from tasks.postmortem import preserve_workload_evidence, start_post_incident
 from tasks.subjects import resolve_subject, subject_config_maps
+from tasks.verify import wait_for_alert_to_clear
 
 P = ParamSpec("P")
 
@@ -331,6 +332,23 @@ class PlaybookRun:
             self.incident,
             Action(kind="verification", target=target, detail=verification.model_dump(mode="json")),
         )
+        if verification.passed:
+            clearance = wait_for_alert_to_clear(
+                self.config.alertmanager_url,
+                {"alertname": self.incident.alert.name, **self.incident.alert.labels},
+                self.config.alert_clear_timeout_s,
+                self.config.alert_clear_interval_s,
+            )
+            self.incident = record_action(
+                self.store,
+                self.incident,
+                Action(
+                    kind="alert-clearance", target=target, detail=clearance.model_dump(mode="json")
+                ),
+            )
+            if clearance.checked and not clearance.cleared:
+                # The metrics say healthy: a person decides, no undo is offered.
+                return self.escalate(f"the metrics verified, but {clearance.detail}")
         if verification.passed:
             self.incident = resolve(
                 self.store, self.clients.prefect, self.notifier, self.incident, verification.detail

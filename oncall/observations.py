@@ -201,6 +201,17 @@ class Verification(BaseModel):
         )
 
 
+class AlertClearance(BaseModel):
+    """Whether the incident's alert ended in Alertmanager after the metrics verified."""
+
+    checked: bool = Field(description="False when no Alertmanager is configured.")
+    cleared: bool = False
+    detail: str = ""
+    firing: list[dict[str, str]] = Field(
+        default_factory=list, description="Labels of the alerts still firing at the end."
+    )
+
+
 class Diagnosis(BaseModel):
     """Everything the investigation saw: kept on the incident as evidence."""
 

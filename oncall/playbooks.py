@@ -94,6 +94,17 @@ class PlaybookConfig(BaseModel):
     escalation_time_scale: float = Field(
         default=1.0, gt=0, le=1, description="Compress the ladder's minutes (drills only)."
     )
+    alertmanager_url: str | None = Field(
+        default=None,
+        description="Alertmanager that must see the alert end before the incident is "
+        "resolved (default: ONCALL_ALERTMANAGER_URL; neither: not checked).",
+    )
+    alert_clear_timeout_s: float = Field(
+        default=300, ge=0, description="How long the alert may take to clear; then escalate."
+    )
+    alert_clear_interval_s: float = Field(
+        default=10, gt=0, description="How often Alertmanager is asked while waiting."
+    )
     prometheus_url: str | None = Field(
         default=None,
         description="Prometheus of this playbook's cluster (default: ONCALL_PROMETHEUS_URL).",

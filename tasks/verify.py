@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from oncall.clients.alertmanager import AlertmanagerClient, AlertmanagerSettings
 from oncall.clients.kube import KubeClient
 from oncall.clients.probes import probe_http
 from oncall.clients.promql_metrics import Readings
 from oncall.errors import TransientError
 from oncall.models import utcnow
-from oncall.observations import Measurement, PodSummary, Verification, VerifyAnalysis
+from oncall.observations import (
+    AlertClearance,
+    Measurement,
+    PodSummary,
+    Verification,
+    VerifyAnalysis,
+)
 
 
 def _consecutive(
@@ -264,3 +272,47 @@ def verify_gauge_ratio(
         analysis,
     )
     return _queries(metrics, result)
+
+
+@task(cache_policy=NO_CACHE)
+def wait_for_alert_to_clear(
+    alertmanager_url: str | None, labels: dict[str, str], timeout_s: float, interval_s: float
+) -> AlertClearance:
+    """Seed "verify all alerts have cleared": wait until Alertmanager holds no alert like it."""
+    log = get_run_logger()
+    settings = AlertmanagerSettings()
+    if alertmanager_url:
+        settings = settings.model_copy(update={"url": alertmanager_url})
+    client = AlertmanagerClient.from_settings(settings)
+    if client is None:
+        log.info("No Alertmanager configured (ONCALL_ALERTMANAGER_URL): clearance not checked")
+        return AlertClearance(checked=False, detail="no Alertmanager configured")
+    wanted = ", ".join(f"{k}={v}" for k, v in sorted(labels.items()))
+    deadline = time.monotonic() + timeout_s
+    firing: list[dict[str, Any]] = []
+    errors = 0
+    try:
+        while True:
+            try:
+                firing = client.firing(labels)
+                errors = 0
+            except TransientError as exc:
+                errors += 1
+                log.warning("Alertmanager not answering (%d in a row): %s", errors, exc)
+                if errors > 4:
+                    return AlertClearance(checked=True, detail=f"Alertmanager not answering: {exc}")
+            else:
+                if not firing:
+                    log.info("The alert has cleared in Alertmanager (%s)", wanted)
+                    return AlertClearance(checked=True, cleared=True, detail="alert cleared")
+                log.info("%d alert(s) still firing (%s)", len(firing), wanted)
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(interval_s)
+    finally:
+        client.close()
+    return AlertClearance(
+        checked=True,
+        detail=f"still firing in Alertmanager after {timeout_s:.0f}s: {wanted}",
+        firing=[dict(a.get("labels") or {}) for a in firing],
+    )

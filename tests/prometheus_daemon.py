@@ -67,3 +67,39 @@ def prometheus(config: str, workdir: Path, timeout_s: float = 30) -> Iterator[st
         yield url
     finally:
         daemon.stop()
+
+
+ALERTMANAGER = shutil.which("prometheus-alertmanager")
+
+
+@contextmanager
+def alertmanager(workdir: Path, config: str | None = None, timeout_s: float = 30) -> Iterator[str]:
+    """A single-node Alertmanager (by default routing to no receiver); yields its base URL."""
+    assert ALERTMANAGER is not None
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "alertmanager.yml").write_text(
+        config or 'route: {receiver: "null"}\nreceivers: [{name: "null"}]\n'
+    )
+    port = free_port()
+    daemon = Daemon(
+        [
+            ALERTMANAGER,
+            f"--config.file={workdir / 'alertmanager.yml'}",
+            f"--storage.path={workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+        ],
+        workdir / "alertmanager.log",
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not healthy(f"{url}/-/ready"):
+            if daemon.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(
+                    f"Alertmanager did not start: {daemon.log.read_text()[-2000:]}"
+                )
+            time.sleep(0.1)
+        yield url
+    finally:
+        daemon.stop()

@@ -59,3 +59,9 @@ def scraped(tmp_path: Path) -> Iterator[Scraped]:
                 time.sleep(0.25)
             yield Scraped(sandbox, client)
             client.close()
+
+
+@pytest.fixture(autouse=True)
+def _prefect_server(prefect_api: str) -> str:
+    """The tasks under test run as Prefect task runs: they need the test's server."""
+    return prefect_api
