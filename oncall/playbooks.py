@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
 
+from oncall.clients.promql_metrics import MetricQueries
 from oncall.guards import GuardPolicy
 from oncall.models import Severity
 from oncall.observations import VerifyAnalysis
@@ -113,6 +114,10 @@ class PlaybookConfig(BaseModel):
         default=None,
         gt=0,
         description="That Prometheus' scrape interval (ONCALL_PROMETHEUS_SCRAPE_INTERVAL_S).",
+    )
+    prometheus_queries: MetricQueries = Field(
+        default_factory=MetricQueries,
+        description="The PromQL asked for requests, 5xx, latency and gauges (templates).",
     )
     prometheus_labels: dict[str, str] | None = Field(
         default=None,

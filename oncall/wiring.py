@@ -84,7 +84,9 @@ class Clients:
         if prometheus is None:
             return ServiceMetrics(str(getattr(config, "service_url", "")))
         interval = config.prometheus_scrape_interval_s or self.prometheus_settings.scrape_interval_s
-        return PromQLMetrics(prometheus, config.metrics_labels(), interval)
+        return PromQLMetrics(
+            prometheus, config.metrics_labels(), interval, config.prometheus_queries
+        )
 
     @cached_property
     def prefect(self) -> PrefectApi:

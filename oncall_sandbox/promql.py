@@ -1,11 +1,12 @@
-"""The part of PromQL the playbooks and the shipped rules ask, evaluated as Prometheus does.
+"""The part of PromQL the playbooks ask, evaluated as Prometheus does.
 
 Selectors with ``=``, ``!=``, ``=~``, ``!~`` matchers; ``rate``, ``increase`` (with
 Prometheus' extrapolation to the range's edges) and ``count_over_time`` over a range;
-``sum`` (optionally ``by (...)``); ``histogram_quantile`` (Prometheus' bucket
-interpolation); numbers; ``/``, ``*``, ``+``, ``-`` and comparisons between vectors with
-identical labels or a vector and a number. Anything else is refused with the reason, as
-Prometheus refuses a query it cannot parse: the stand-in never guesses.
+``sum``, ``avg``, ``min``, ``max``, ``count`` (optionally ``by (...)``);
+``histogram_quantile`` (Prometheus' bucket interpolation); numbers; ``/``, ``*``, ``+``,
+``-`` and comparisons between vectors with identical labels or a vector and a number.
+Anything else is refused with the reason, as Prometheus refuses a query it cannot parse:
+the stand-in never guesses.
 """
 
 from __future__ import annotations
@@ -119,8 +120,8 @@ class _Parser:
             return inner
         if kind != "name":
             raise PromQLError(f"unexpected {value!r}")
-        if value == "sum":
-            return self.sum()
+        if value in _AGGREGATIONS:
+            return self.aggregate(value)
         if value in ("rate", "increase", "count_over_time"):
             self.take()
             self.take("(")
@@ -152,8 +153,8 @@ class _Parser:
                 found.append((labels, recent))
         return found
 
-    def sum(self) -> Vector:
-        self.take("sum")
+    def aggregate(self, op: str) -> Vector:
+        self.take(op)
         by: list[str] | None = None
         if self.peek()[1] == "by":
             self.take()
@@ -165,12 +166,12 @@ class _Parser:
             self.take()
             by = self.label_list()
         if isinstance(inner, float):
-            raise PromQLError("sum() needs a vector")
-        groups: dict[tuple[tuple[str, str], ...], float] = {}
+            raise PromQLError(f"{op}() needs a vector")
+        groups: dict[tuple[tuple[str, str], ...], list[float]] = {}
         for labels, value in inner:
             key = tuple(sorted((k, v) for k, v in labels.items() if by is not None and k in by))
-            groups[key] = groups.get(key, 0.0) + value
-        return [(dict(key), value) for key, value in groups.items()]
+            groups.setdefault(key, []).append(value)
+        return [(dict(key), _AGGREGATIONS[op](values)) for key, values in groups.items()]
 
     def label_list(self) -> list[str]:
         self.take("(")
@@ -208,6 +209,15 @@ class _Parser:
                     self.take()
             self.take("}")
         return name, matchers
+
+
+_AGGREGATIONS: dict[str, Callable[[list[float]], float]] = {
+    "sum": lambda values: float(sum(values)),
+    "avg": lambda values: sum(values) / len(values),
+    "min": lambda values: min(values),
+    "max": lambda values: max(values),
+    "count": lambda values: float(len(values)),
+}
 
 
 def _seconds(duration: str) -> float:

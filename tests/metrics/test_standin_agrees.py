@@ -30,6 +30,8 @@ QUERIES = [
     f"sum(db_pool_size{SEL})",
     f"sum(db_pool_connections_in_use{SEL})",
     f"sum(cache_hit_rate{SEL})",
+    f"avg(cpu_utilization_ratio{SEL})",
+    f"max(db_pool_connections_in_use{SEL}) / max(db_pool_size{SEL})",
     f"sum by (code) (increase(http_requests_total{SEL}[10s]))",
 ]
 
