@@ -47,6 +47,11 @@ class RemoteSandbox:
             ) from exc
         self.api_url: str = kubeconfig["clusters"][0]["cluster"]["server"]
 
+    @property
+    def prometheus_url(self) -> None:
+        """None: the stack's worker reads the metrics its own deployments configure."""
+        return None
+
     def service_url(self, namespace: str, service: str) -> str:
         """Local base URL of a Service of the running sandbox."""
         return self.services[f"{namespace}/{service}"]

@@ -162,6 +162,9 @@ class PrefectApi:
                     raise _ServerBusy(str(exc.response.text)[:200]) from exc
                 raise
         if result.status != SetStateStatus.ACCEPT:
+            if "schema not found" in str(result.details).lower():
+                # Paused a moment before the pause saved its form: nothing changed, try again.
+                raise _ServerBusy(f"the pause of {flow_run_id} has not saved its form yet")
             raise PermanentError(f"resume of {flow_run_id} refused: {result.details}")
 
     def decide(

@@ -137,8 +137,9 @@ class PromQLMetrics:
     readings: list[Reading] = field(default_factory=list)
 
     def _range(self, window_s: float) -> str:
-        # A rate needs two samples inside its range: never less than two scrape intervals.
-        return f"{max(math.ceil(window_s), math.ceil(2 * self.scrape_interval_s))}s"
+        # A rate needs two samples inside its range, wherever the scrapes fall in it: never
+        # less than two and a half scrape intervals.
+        return f"{max(math.ceil(window_s), math.ceil(2.5 * self.scrape_interval_s))}s"
 
     def _value(self, query: str) -> float | None:
         value = self.client.value(query)

@@ -44,6 +44,8 @@ scrape_configs:
         labels: {{namespace: gremlinsai, service: gremlinsai-service}}
 """
         with prometheus(config, tmp_path / "prometheus") as url:
+            # The drill's own stand-in gives way to the worker's configured Prometheus.
+            plan.config.prometheus_url = plan.config.prometheus_scrape_interval_s = None
             monkeypatch.setenv("ONCALL_PROMETHEUS_URL", url)
             monkeypatch.setenv("ONCALL_PROMETHEUS_SCRAPE_INTERVAL_S", "0.5")
             sandbox.inject_fault()

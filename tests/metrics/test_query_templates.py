@@ -42,8 +42,8 @@ def test_the_configured_templates_are_what_is_asked(standin: PrometheusClient) -
     assert sample.requests > 0 and hit is not None and 0 < hit <= 1 and size is not None
     sel = 'namespace="cronos-ai",service="cronos-ai"'
     assert readings.queries() == [
-        f'sum(increase(http_requests_total{{{sel},code!="404"}}[1s]))',
-        f'sum(increase(http_requests_total{{{sel},code=~"5.."}}[1s]))',  # the default
+        f'sum(increase(http_requests_total{{{sel},code!="404"}}[2s]))',
+        f'sum(increase(http_requests_total{{{sel},code=~"5.."}}[2s]))',  # the default
         f"avg(cache_hit_rate{{{sel}}})",  # its own query
         f"sum(db_pool_size{{{sel}}})",  # the gauge template
     ]

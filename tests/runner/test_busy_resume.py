@@ -30,9 +30,10 @@ BUSY = b'{"exception_message": "Service Unavailable"}'
 class BusyProxy(ThreadingHTTPServer):
     """Forwards to the Prefect server; answers the first ``busy`` resumes 503."""
 
-    def __init__(self, upstream: str, busy: int) -> None:
+    def __init__(self, upstream: str, busy: int, answer: tuple[int, bytes] = (503, b"")) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.upstream, self.busy, self.refused = upstream.removesuffix("/api"), busy, 0
+        self.refusal = (answer[0], answer[1] or BUSY)
 
     @property
     def api_url(self) -> str:
@@ -49,7 +50,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if self.path.endswith("/resume") and self.server.refused < self.server.busy:
             self.server.refused += 1
-            self._answer(503, BUSY)
+            self._answer(*self.server.refusal)
             return
         headers = {k: v for k, v in self.headers.items() if k.lower() not in {"host"}}
         answer = httpx.request(
@@ -68,9 +69,11 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def busy_proxy(upstream: str, busy: int) -> Iterator[BusyProxy]:
-    """A proxy to the Prefect server whose first ``busy`` resumes are answered 503."""
-    proxy = BusyProxy(upstream, busy)
+def busy_proxy(
+    upstream: str, busy: int, answer: tuple[int, bytes] = (503, b"")
+) -> Iterator[BusyProxy]:
+    """A proxy to the Prefect server whose first ``busy`` resumes get ``answer`` (503)."""
+    proxy = BusyProxy(upstream, busy, answer)
     thread = threading.Thread(target=proxy.serve_forever, daemon=True)
     thread.start()
     try:
@@ -144,3 +147,23 @@ def test_a_server_busy_past_the_deadline_is_reported_and_the_run_keeps_waiting(
     assert state is not None and state.is_paused()  # nothing was lost: still waiting
     PrefectApi(prefect_api).resume(paused_run.id, {"approve": False, "approver": "bob"})
     assert paused_run.finished() is False
+
+
+# What the server answers a resume that comes between the pause's state and its form.
+NO_SCHEMA = (
+    b'{"status": "ABORT", "details": {"type": "abort_details", '
+    b'"reason": "Run input schema not found."}, "state": null}'
+)
+
+
+def test_a_resume_before_the_pause_saved_its_form_is_tried_again(
+    prefect_api: str, paused_run: PausedRun
+) -> None:
+    # pause_flow_run proposes Paused first and saves the form's schema after: a decision
+    # sent in between is refused (ABORT, nothing changed) and must not be lost.
+    with busy_proxy(prefect_api, busy=2, answer=(200, NO_SCHEMA)) as proxy:
+        PrefectApi(proxy.api_url).resume(
+            paused_run.id, {"approve": True, "approver": "alice"}, busy_for_s=60
+        )
+        assert proxy.refused == 2
+    assert paused_run.finished() is True
