@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 import subprocess
 import time
@@ -103,3 +104,37 @@ def alertmanager(workdir: Path, config: str | None = None, timeout_s: float = 30
         yield url
     finally:
         daemon.stop()
+
+
+SHIPPED_RULES = Path(__file__).resolve().parents[1] / "deployments" / "prometheus" / "rules.yaml"
+_UNIT_S = {"s": 1, "m": 60, "h": 3600}
+
+
+def compressed_rules(scale: float, min_range_s: float, interval_s: float = 1.0) -> str:
+    """The shipped rules file with its ranges and ``for`` durations scaled by ``scale``.
+
+    The end-to-end tests fire the very rules a user deploys, at the sandbox's compressed
+    clock: a range never shorter than ``min_range_s`` (it must hold two scrapes), every
+    group evaluated each ``interval_s``.
+    """
+    import re
+
+    import yaml
+
+    def seconds(amount: str, unit: str) -> float:
+        return int(amount) * _UNIT_S[unit] * scale
+
+    def scaled_range(match: re.Match[str]) -> str:
+        return f"[{max(round(seconds(match[1], match[2])), math.ceil(min_range_s))}s]"
+
+    doc = yaml.safe_load(SHIPPED_RULES.read_text())
+    for group in doc["groups"]:
+        group["interval"] = f"{interval_s:g}s"
+        for rule in group["rules"]:
+            rule["expr"] = re.sub(r"\[(\d+)([smh])\]", scaled_range, rule["expr"])
+            if "for" in rule:
+                found = re.fullmatch(r"(\d+)([smh])", str(rule["for"]))
+                assert found, f"unexpected for: {rule['for']}"
+                wait = max(seconds(found[1], found[2]), interval_s)
+                rule["for"] = f"{round(wait * 1000)}ms"  # Prometheus takes no decimals
+    return str(yaml.safe_dump(doc, sort_keys=False))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,6 +17,7 @@ from oncall.routing import PlaybookRouter
 from oncall_sandbox import Sandbox
 from oncall_sandbox.registry import SCENARIOS
 from tests.deploy.conftest import DEPLOYMENTS, REPO, run
+from tests.prometheus_daemon import compressed_rules
 
 RULES = DEPLOYMENTS / "prometheus" / "rules.yaml"
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
@@ -46,6 +48,23 @@ def test_promtool_checks_the_rules() -> None:
     result = run(PROMTOOL, "check", "rules", str(RULES))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
+
+
+def test_the_compressed_rules_the_end_to_end_tests_fire_are_the_shipped_ones(
+    tmp_path: Path,
+) -> None:
+    compressed = tmp_path / "rules.yaml"
+    compressed.write_text(compressed_rules(0.01, min_range_s=5))
+    result = run(PROMTOOL, "check", "rules", str(compressed))
+    assert result.returncode == 0, result.stdout + result.stderr
+    ours = yaml.safe_load(compressed.read_text())["groups"]
+    shipped = yaml.safe_load(RULES.read_text())["groups"]
+    strip = re.compile(r"\[\d+[smh]\]")
+    for mine, theirs in zip(
+        [r for g in ours for r in g["rules"]], [r for g in shipped for r in g["rules"]], strict=True
+    ):
+        assert (mine["alert"], mine["labels"]) == (theirs["alert"], theirs["labels"])
+        assert strip.sub("[]", mine["expr"]) == strip.sub("[]", theirs["expr"])  # ranges only
 
 
 def test_rules_fire_at_the_seed_thresholds_after_their_for_durations() -> None:

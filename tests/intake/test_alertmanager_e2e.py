@@ -30,10 +30,9 @@ from oncall_sandbox import Sandbox
 from oncall_sandbox.drill import drill_config
 from tests.conftest import free_port, requires
 from tests.intake.conftest import AUTH, TOKEN, Deployments, fast_intake, wait_for
-from tests.prometheus_daemon import PROMETHEUS, Daemon, healthy
+from tests.prometheus_daemon import PROMETHEUS, Daemon, compressed_rules, healthy
 
 ALERTMANAGER = shutil.which("prometheus-alertmanager")
-RULES = Path(__file__).with_name("prometheus_rules.yaml")
 SCALE = 0.01
 
 pytestmark = [
@@ -65,13 +64,14 @@ receivers:
 """
 
 
-def prometheus_config(target: str, alertmanager: str) -> str:
-    """Scrape the sandbox service every second; alerts to the local Alertmanager."""
+def prometheus_config(target: str, alertmanager: str, rules: Path) -> str:
+    """Scrape the sandbox service every second, with the target labels a ServiceMonitor
+    gives it; the shipped rules, compressed; alerts to the local Alertmanager."""
     return f"""
 global:
   scrape_interval: 1s
   evaluation_interval: 1s
-rule_files: [{RULES}]
+rule_files: [{rules}]
 alerting:
   alertmanagers:
     - static_configs:
@@ -80,6 +80,7 @@ scrape_configs:
   - job_name: gremlinsai-service
     static_configs:
       - targets: ["{target}"]
+        labels: {{namespace: gremlinsai, service: gremlinsai-service}}
 """
 
 
@@ -123,7 +124,9 @@ def test_prometheus_rule_fires_alertmanager_delivers_playbook_runs_resolved_arri
         target = urlparse(sandbox.service_url("gremlinsai", "gremlinsai-service")).netloc
         am_port, prom_port = free_port(), free_port()
         (tmp_path / "am.yml").write_text(alertmanager_config(intake_url))
-        (tmp_path / "prom.yml").write_text(prometheus_config(target, f"127.0.0.1:{am_port}"))
+        rules = tmp_path / "rules.yaml"
+        rules.write_text(compressed_rules(SCALE, min_range_s=5))  # the shipped rules
+        (tmp_path / "prom.yml").write_text(prometheus_config(target, f"127.0.0.1:{am_port}", rules))
         try:
             daemons.append(
                 Daemon(
