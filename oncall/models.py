@@ -346,6 +346,9 @@ class Incident(BaseModel):
     acknowledged_by: str | None = Field(
         default=None, description="The human who took the incident (stops escalation timers)."
     )
+    acknowledged_at: datetime | None = Field(
+        default=None, description="When that person took it (the response time's end)."
+    )
     transitions: list[Transition] = Field(default_factory=list)
     actions: list[Action] = Field(default_factory=list)
     approvals: list[Approval] = Field(default_factory=list)

@@ -208,7 +208,7 @@ class IncidentStore:
 
         def _ack(inc: Incident) -> None:
             if inc.acknowledged_by is None:
-                inc.acknowledged_by = who
+                inc.acknowledged_by, inc.acknowledged_at = who, utcnow()
 
         return self._update(incident_id, _ack)
 
@@ -216,7 +216,7 @@ class IncidentStore:
         """Nobody has the incident any more (it was reopened and pages afresh)."""
 
         def _clear(inc: Incident) -> None:
-            inc.acknowledged_by = None
+            inc.acknowledged_by = inc.acknowledged_at = None
 
         return self._update(incident_id, _clear)
 

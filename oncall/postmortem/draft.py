@@ -91,15 +91,16 @@ def _durations(t: ResponseTimes) -> list[str]:
             return f"- {label}: not reached"
         return f"- {label}: {fmt_duration(took)} ({how} at {clock(at)})"  # type: ignore[arg-type]
 
-    out = [since("Time to acknowledge", t.acknowledged, "first ACKNOWLEDGED transition")]
-    if t.human:
-        if t.human_at:
-            took = fmt_duration(t.human_at - t.started)
-            out.append(
-                f"  - first human response: {t.human}, {took} (approval at {clock(t.human_at)})"
-            )
-        else:
-            out.append(f"  - taken by a human: {t.human} (time not recorded)")
+    if t.human and t.human_at:
+        took = fmt_duration(t.human_at - t.started)
+        out = [f"- Time to acknowledge: {took} ({t.human} took it at {clock(t.human_at)})"]
+    else:
+        out = ["- Time to acknowledge: not reached (no person took the incident)"]
+    out.append(
+        "  - "
+        + since("the playbook acknowledged the alert", t.acknowledged, "ACKNOWLEDGED")[2:]
+        + " (automation, not a response)"
+    )
     out.append(since("Time to mitigate", t.mitigated, "MITIGATED transition"))
     out.append(since("Time to resolve", t.resolved, "RESOLVED transition"))
     return out

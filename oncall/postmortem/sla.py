@@ -51,8 +51,13 @@ def response_times(incident: Incident, now: datetime) -> ResponseTimes:
     acknowledged = incident.at(IncidentStatus.ACKNOWLEDGED)
     resolved = incident.at(IncidentStatus.RESOLVED)
     human = incident.acknowledged_by
-    # The human's acknowledgement is the first decision they recorded (approval form).
-    human_at = next((a.at for a in incident.approvals if human and a.approver == human), None)
+    # The response is a person's: when they took the incident (an ack through PagerDuty,
+    # Slack, the CLI or the API, or their decision on the approval form), not when the
+    # playbook acknowledged the alert for itself.
+    decided = next((a for a in incident.approvals if a.decision != "timed_out"), None)
+    human_at = incident.acknowledged_at or (decided.at if decided else None)
+    if human is None and decided is not None:
+        human = decided.approver
     severity = incident.severity
     return ResponseTimes(
         started=started,
@@ -62,7 +67,7 @@ def response_times(incident: Incident, now: datetime) -> ResponseTimes:
         mitigated=incident.at(IncidentStatus.MITIGATED),
         resolved=resolved,
         escalated=incident.at(IncidentStatus.ESCALATED),
-        response=_check("Acknowledge", severity.response_target, started, acknowledged, now),
+        response=_check("Acknowledge", severity.response_target, started, human_at, now),
         resolution=_check("Resolve", severity.resolution_target, started, resolved, now),
     )
 

@@ -48,9 +48,12 @@ def test_late_acknowledgement_and_resolution_miss_the_p2_sla() -> None:
             (IncidentStatus.RESOLVED, timedelta(hours=9), "5xx rate within 0.05"),
         ],
     )
+    incident.acknowledged_by = "jane"
+    incident.acknowledged_at = T0 + timedelta(minutes=45)
     text = draft_postmortem(Evidence(incident=incident, gathered_at=T0 + timedelta(hours=10)))
 
     assert "Acknowledge within 30 minutes: **missed** (2700.0 s = 45 min 00 s)" in text
+    assert "- Time to acknowledge: 2700.0 s = 45 min 00 s (jane took it at " in text
     assert "Resolve within 8 hours: **missed** (32400.0 s = 9 h 00 min 00 s)" in text
     assert "- Time to mitigate: 7200.0 s = 2 h 00 min 00 s (MITIGATED transition at " in text
     assert "- **Duration**: 2025-03-04 10:00:00 UTC - 2025-03-04 19:00:00 UTC (32400.0 s" in text
@@ -58,7 +61,24 @@ def test_late_acknowledgement_and_resolution_miss_the_p2_sla() -> None:
     # Nothing the evidence does not say: no suspect, no owners, no invented cause.
     assert "No rollout correlates with the alert in the evidence." in text
     assert "_owner to be named_" in text
-    assert "first human response" not in text
+
+
+def test_the_playbooks_own_acknowledgement_is_not_a_response() -> None:
+    # The playbook acknowledged the alert within seconds; no person ever took it.
+    incident = _incident(
+        Severity.P1,
+        [
+            (IncidentStatus.TRIGGERED, timedelta(seconds=1), ""),
+            (IncidentStatus.ACKNOWLEDGED, timedelta(seconds=2), "playbook started"),
+            (IncidentStatus.ESCALATED, timedelta(minutes=5), "no fix found"),
+        ],
+    )
+    text = draft_postmortem(Evidence(incident=incident, gathered_at=T0 + timedelta(minutes=20)))
+    assert "- Time to acknowledge: not reached (no person took the incident)" in text
+    assert "the playbook acknowledged the alert: 2.0 s" in text and "(automation" in text
+    assert "Acknowledge within 15 minutes: **missed** (not reached)" in text
+    early = draft_postmortem(Evidence(incident=incident, gathered_at=T0 + timedelta(minutes=10)))
+    assert "Acknowledge within 15 minutes: **pending** (not reached)" in early
 
 
 def test_escalated_incident_is_written_up_as_unresolved_with_the_rejection() -> None:
@@ -102,8 +122,9 @@ def test_escalated_incident_is_written_up_as_unresolved_with_the_rejection() -> 
 
     assert "not resolved by the playbook (status escalated)" in text
     assert "Resolve within 4 hours: **missed** (not reached)" in text
-    assert "Acknowledge within 15 minutes: **met** (3.0 s)" in text
-    assert "first human response: sam, 60.0 s = 1 min 00 s" in text
+    # sam took it with the decision on the approval form, a minute in.
+    assert "Acknowledge within 15 minutes: **met** (60.0 s = 1 min 00 s)" in text
+    assert "- Time to acknowledge: 60.0 s = 1 min 00 s (sam took it at 2025-03-04 10:01:00" in text
     assert '- 2025-03-04 10:01:00 UTC: Approval rejected by sam: "db migration" [incident]' in text
     assert "- 2025-03-04 10:15:00 UTC: Escalation: paged secondary (Sarah Johnson" in text
     assert (

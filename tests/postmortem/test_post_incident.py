@@ -83,14 +83,19 @@ def test_postmortem_of_an_approved_rollback_tells_what_happened(
     # Durations equal the transitions, from the alert's start.
     start = inc.alert.starts_at
     for label, status in [
-        ("Time to acknowledge", IncidentStatus.ACKNOWLEDGED),
         ("Time to mitigate", IncidentStatus.MITIGATED),
         ("Time to resolve", IncidentStatus.RESOLVED),
     ]:
         at = inc.at(status)
         assert at is not None
         assert f"- {label}: {_seconds(at - start)} (" in text
-    assert f"first human response: {APPROVER}, {_seconds(approval.at - start)}" in text
+    # The response is the approver's: they took the incident with their decision.
+    assert inc.acknowledged_by == APPROVER and inc.acknowledged_at is not None
+    took = _seconds(inc.acknowledged_at - start)
+    assert f"- Time to acknowledge: {took} ({APPROVER} took it at " in text
+    playbook_ack = inc.at(IncidentStatus.ACKNOWLEDGED)
+    assert playbook_ack is not None
+    assert f"the playbook acknowledged the alert: {_seconds(playbook_ack - start)}" in text
     # P1: 15 minutes to acknowledge, 4 hours to resolve: both met.
     assert "Acknowledge within 15 minutes: **met**" in text
     assert "Resolve within 4 hours: **met**" in text
