@@ -43,31 +43,36 @@ def healthy(url: str) -> bool:
 
 
 @contextmanager
+def _ready(name: str, argv: list[str], log: Path, port: int, timeout_s: float) -> Iterator[str]:
+    """Run ``argv`` (listening on ``port``); yield its URL once ``/-/ready`` answers 200."""
+    daemon = Daemon(argv, log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not healthy(f"{url}/-/ready"):
+            if daemon.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"{name} did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        daemon.stop()
+
+
+@contextmanager
 def prometheus(config: str, workdir: Path, timeout_s: float = 30) -> Iterator[str]:
     """A Prometheus with ``config`` (YAML); yields its base URL once it is ready."""
     assert PROMETHEUS is not None
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "prometheus.yml").write_text(config)
     port = free_port()
-    daemon = Daemon(
-        [
-            PROMETHEUS,
-            f"--config.file={workdir / 'prometheus.yml'}",
-            f"--storage.tsdb.path={workdir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        workdir / "prometheus.log",
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout_s
-        while not healthy(f"{url}/-/ready"):
-            if daemon.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"Prometheus did not start: {daemon.log.read_text()[-2000:]}")
-            time.sleep(0.1)
+    argv = [
+        PROMETHEUS,
+        f"--config.file={workdir / 'prometheus.yml'}",
+        f"--storage.tsdb.path={workdir / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+    ]
+    with _ready("Prometheus", argv, workdir / "prometheus.log", port, timeout_s) as url:
         yield url
-    finally:
-        daemon.stop()
 
 
 ALERTMANAGER = shutil.which("prometheus-alertmanager")
@@ -82,28 +87,15 @@ def alertmanager(workdir: Path, config: str | None = None, timeout_s: float = 30
         config or 'route: {receiver: "null"}\nreceivers: [{name: "null"}]\n'
     )
     port = free_port()
-    daemon = Daemon(
-        [
-            ALERTMANAGER,
-            f"--config.file={workdir / 'alertmanager.yml'}",
-            f"--storage.path={workdir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--cluster.listen-address=",
-        ],
-        workdir / "alertmanager.log",
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout_s
-        while not healthy(f"{url}/-/ready"):
-            if daemon.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(
-                    f"Alertmanager did not start: {daemon.log.read_text()[-2000:]}"
-                )
-            time.sleep(0.1)
+    argv = [
+        ALERTMANAGER,
+        f"--config.file={workdir / 'alertmanager.yml'}",
+        f"--storage.path={workdir / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--cluster.listen-address=",
+    ]
+    with _ready("Alertmanager", argv, workdir / "alertmanager.log", port, timeout_s) as url:
         yield url
-    finally:
-        daemon.stop()
 
 
 SHIPPED_RULES = Path(__file__).resolve().parents[1] / "deployments" / "prometheus" / "rules.yaml"
