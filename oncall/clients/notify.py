@@ -262,6 +262,12 @@ class Notifications:
         self.channels = [_Channel(name, notifier) for name, notifier in channels]
         self.store, self.cooldown_s = store, cooldown_s
 
+    def without(self, name: str) -> Notifications:
+        """The same channels but ``name`` (e.g. PagerDuty, when it told us itself)."""
+        kept = Notifications([], self.store, self.cooldown_s)
+        kept.channels = [c for c in self.channels if c.name != name]
+        return kept
+
     def _each(self, incident: Incident, what: str, call: Callable[[Notifier], None]) -> None:
         for channel in self.channels:
             if time.monotonic() < channel.down_until:

@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from oncall.approval import approval_key
 from oncall.approvers import ApproverTokens
+from oncall.clients.notify import Notifications
 from oncall.clients.prefect_api import API_RESUME_BUSY_S, PrefectApi
 from oncall.clients.slack import SlackSettings
 from oncall.errors import NotFoundError, OncallError, PermanentError, TransientError
@@ -120,6 +121,13 @@ WEBHOOK_RESPONSES: dict[int | str, dict[str, Any]] = {
     ),
     503: _problem("The store is unavailable: retry after `Retry-After` seconds."),
 }
+
+
+def _others_than_pagerduty(settings: OncallSettings) -> Notifications:
+    """The configured channels but PagerDuty: what it told us, it need not be told."""
+    from oncall.wiring import Clients
+
+    return Clients(settings).notifier.without("pagerduty")
 
 
 def create_app(
@@ -244,7 +252,7 @@ def create_app(
         response = await receiver.receive(request, PAGERDUTY, raw, from_pagerduty)
         # Human acknowledgements stop the escalation timers; resolutions close the incident.
         if response.status_code == 202 and not await on_pagerduty_webhook(
-            raw, inbox.store, incident_api
+            raw, inbox.store, incident_api, notifier=lambda: _others_than_pagerduty(settings)
         ):
             return JSONResponse(status_code=503, content={"detail": "event not applied; retry"})
         return response

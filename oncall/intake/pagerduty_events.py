@@ -9,23 +9,31 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from oncall import lifecycle
+from oncall.clients.notify import Notifier
 from oncall.clients.prefect_api import PrefectApi
 from oncall.errors import NotFoundError, OncallError, TransientError
 from oncall.intake.pagerduty import PagerDutyWebhook, alerts_of
-from oncall.models import Incident
+from oncall.models import Incident, IncidentStatus
 from oncall.store import IncidentStore
 
 log = logging.getLogger("oncall.pagerduty")
 
 
-def handle_pagerduty_event(event: dict[str, Any], store: IncidentStore, prefect: PrefectApi) -> str:
+def handle_pagerduty_event(
+    event: dict[str, Any],
+    store: IncidentStore,
+    prefect: PrefectApi,
+    notifier: Notifier | None = None,
+) -> str:
     """Apply one V3 webhook event to our incident; returns what was done (for the log).
 
     ``incident.acknowledged`` by a person stops the escalation timers;
     ``incident.resolved`` closes the incident. Both are idempotent (PagerDuty re-delivers).
+    ``notifier`` tells the other channels (Slack), never PagerDuty back.
     """
     event_type = str(event.get("event_type", ""))
     if event_type not in ("incident.acknowledged", "incident.resolved"):
@@ -38,8 +46,8 @@ def handle_pagerduty_event(event: dict[str, Any], store: IncidentStore, prefect:
         if who is None:
             # An acknowledge from an integration is not a person answering.
             return "acknowledged by an integration: ignored"
-        # PagerDuty already knows: no acknowledge goes back to it.
-        done = lifecycle.acknowledge(store, prefect, None, incident.id, who)
+        # PagerDuty already knows: no acknowledge goes back to it; Slack is told.
+        done = lifecycle.acknowledge(store, prefect, notifier, incident.id, who)
         log.info(
             "%s acknowledged in PagerDuty by %s; %d timer(s) cancelled",
             incident.id,
@@ -47,7 +55,11 @@ def handle_pagerduty_event(event: dict[str, Any], store: IncidentStore, prefect:
             done.cancelled,
         )
         return f"acknowledged by {who}; {done.cancelled} escalation timer(s) cancelled"
-    lifecycle.resolve(store, prefect, incident.id, f"resolved in PagerDuty by {who or 'PagerDuty'}")
+    note = f"resolved in PagerDuty by {who or 'PagerDuty'}"
+    was_open = incident.status is not IncidentStatus.RESOLVED
+    resolved = lifecycle.resolve(store, prefect, incident.id, note)
+    if was_open and notifier is not None:
+        notifier.resolved(resolved, note)
     return "resolved"
 
 
@@ -79,11 +91,16 @@ def _person(agent: Any) -> str | None:
 
 
 async def on_pagerduty_webhook(
-    raw: bytes, store: IncidentStore, prefect: PrefectApi, timeout_s: float = 4.0
+    raw: bytes,
+    store: IncidentStore,
+    prefect: PrefectApi,
+    timeout_s: float = 4.0,
+    notifier: Callable[[], Notifier] | None = None,
 ) -> bool:
     """Apply a verified V3 webhook body; False if it could not be now (answer 5xx: redelivery).
 
-    PagerDuty wants a 2xx within 5 s, so the work is bounded by ``timeout_s``.
+    PagerDuty wants a 2xx within 5 s, so the work is bounded by ``timeout_s``; ``notifier``
+    makes the channels to tell (built in the worker thread: it may open connections).
     """
     try:
         event = json.loads(raw)["event"]
@@ -93,7 +110,12 @@ async def on_pagerduty_webhook(
         return True  # the intake has already refused or dead-lettered a malformed body
     try:
         done = await asyncio.wait_for(
-            asyncio.to_thread(handle_pagerduty_event, event, store, prefect), timeout_s
+            asyncio.to_thread(
+                lambda: handle_pagerduty_event(
+                    event, store, prefect, notifier() if notifier else None
+                )
+            ),
+            timeout_s,
         )
     except (TransientError, TimeoutError) as exc:
         log.warning("PagerDuty event %s not applied yet: %r", event.get("id"), exc)

@@ -45,8 +45,12 @@ def test_every_playbook_query_agrees_within_5_percent(scraped: Scraped) -> None:
         ours = {tuple(sorted(s.labels.items())): s.value for s in standin.query(query, at)}
         assert real, f"Prometheus has no data for {query}"
         assert set(ours) == set(real), (query, ours, real)
+        # Counts of a few requests (one status code's 503s) differ by the one or two that
+        # fell between the two servers' scrape instants at the range's edges: 5 %, or two
+        # requests, whichever is more; everything else within 5 %.
+        floor = 2.0 if "increase(" in query else 1e-3
         for labels, value in real.items():
-            assert ours[labels] == pytest.approx(value, rel=0.05, abs=1e-3), (query, labels)
+            assert ours[labels] == pytest.approx(value, rel=0.05, abs=floor), (query, labels)
 
 
 def test_a_query_outside_the_supported_part_is_refused_not_guessed(scraped: Scraped) -> None:

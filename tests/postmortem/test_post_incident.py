@@ -138,8 +138,12 @@ def test_postmortem_of_an_approved_rollback_tells_what_happened(
     assert [(r["revision"], r["images"]) for r in history][-2:] == [(3, [BAD]), (4, [GOOD])]
     runs = json.loads((bundle / "run-history.json").read_text())
     assert [s["name"] for s in runs[0]["states"]] == names
-    assert "3/3 healthy in a row" in (bundle / "prefect-logs.txt").read_text()
-    assert "`5xx rate (verification)` (playbook samples, 3 points)" in text
+    run_logs = (bundle / "prefect-logs.txt").read_text()
+    assert "3/3 healthy in a row" in run_logs
+    # Every measurement the verification logged is a point of the draft's series.
+    points = len(re.findall(r"5xx rate [0-9.e-]+ \(threshold 0.05\): \d/3 healthy", run_logs))
+    assert points >= 3
+    assert f"`5xx rate (verification)` (playbook samples, {points} points)" in text
 
     # The artifact is on the server, on the post-incident run, with the draft.
     (artifact,) = artifacts

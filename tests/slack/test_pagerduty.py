@@ -13,10 +13,12 @@ from oncall.clients.notify import Notifications, PagerDutyNotifier
 from oncall.clients.pagerduty import PagerDutyClient, PagerDutyRefused, PagerDutyUnavailable
 from oncall.clients.prefect_api import PrefectApi
 from oncall.models import Alert, Incident, IncidentStatus, Severity, utcnow
+from oncall.settings import OncallSettings
 from oncall.store import IncidentStore
+from oncall.wiring import Clients
 from tasks.escalation import ESCALATION_DEPLOYMENT
 from tests.fakes.pagerduty_server import FakePagerDuty
-from tests.slack.conftest import Intake, pagerduty_headers, pagerduty_webhook
+from tests.slack.conftest import Intake, InteractiveSlack, pagerduty_headers, pagerduty_webhook
 
 JANE_IN_PD = {"id": "PJANE01", "type": "user_reference", "summary": "Jane Doe"}
 OUR_INTEGRATION = {
@@ -127,3 +129,29 @@ def test_events_carry_the_incident_key_and_429_and_5xx_are_retried(
     (error,) = [a for a in store.get(incident.id).actions if a.kind == "notify-error"]
     assert error.target == "pagerduty" and "HTTP 400" in error.detail["error"]
     assert error.detail["notification"] == "opened"
+
+
+def test_an_acknowledgement_in_pagerduty_is_shown_in_slack_and_not_sent_back(
+    intake: Intake,
+    slack: InteractiveSlack,
+    fake_pagerduty: FakePagerDuty,
+    oncall_home: Path,
+    prefect_api: str,
+) -> None:
+    store = IncidentStore(f"sqlite:///{oncall_home / 'oncall.db'}")
+    incident = _incident(store)
+    notifier = Clients(OncallSettings()).notifier
+    notifier.opened(incident)  # the incident's Slack message, and the page
+    assert fake_pagerduty.actions(incident.id) == ["trigger"]
+
+    body = pagerduty_webhook("incident.acknowledged", incident.id, JANE_IN_PD)
+    assert intake.post("/v1/alerts/pagerduty", body, pagerduty_headers(body)).status_code == 202
+    shown = str(slack.incident_message().blocks)
+    assert "Acknowledged by Jane Doe (PagerDuty PJANE01)" in shown
+    assert fake_pagerduty.actions(incident.id) == ["trigger"]  # PagerDuty knew: not told back
+
+    resolved = pagerduty_webhook("incident.resolved", incident.id, JANE_IN_PD)
+    answer = intake.post("/v1/alerts/pagerduty", resolved, pagerduty_headers(resolved))
+    assert answer.status_code == 202
+    assert "resolved in PagerDuty by Jane Doe" in str(slack.incident_message().blocks)
+    assert fake_pagerduty.actions(incident.id) == ["trigger"]
