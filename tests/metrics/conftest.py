@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
@@ -44,13 +43,15 @@ class Scraped:
         return PromQLMetrics(self.client, labels, scrape_interval_s=SCRAPE_S)
 
 
-@pytest.fixture
-def scraped(tmp_path: Path) -> Iterator[Scraped]:
-    """CRONOS's `minor` scenario (about 2 % 5xx) under a Prometheus with a few scrapes."""
-    with Sandbox(tmp_path / "sandbox", time_scale=0.02, scenario="minor") as sandbox:
+@pytest.fixture(scope="module")
+def _scraped_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scraped]:
+    """CRONOS's `minor` scenario under a Prometheus with a few scrapes, for a whole module:
+    the tests only read it."""
+    home = tmp_path_factory.mktemp("scraped")
+    with Sandbox(home / "sandbox", time_scale=0.02, scenario="minor") as sandbox:
         sandbox.inject_fault()
         target = urlparse(sandbox.service_url("cronos-ai", "cronos-ai")).netloc
-        with prometheus(_config(target), tmp_path / "prometheus") as url:
+        with prometheus(_config(target), home / "prometheus") as url:
             client = PrometheusClient(url)
             deadline = time.monotonic() + 30
             query = 'count_over_time(http_requests_total{service="cronos-ai"}[10s])'
@@ -59,6 +60,14 @@ def scraped(tmp_path: Path) -> Iterator[Scraped]:
                 time.sleep(0.25)
             yield Scraped(sandbox, client)
             client.close()
+
+
+@pytest.fixture
+def scraped(_scraped_module: Scraped) -> Scraped:
+    """The module's scraped service with its fault injected afresh: the `minor` scenario's
+    errors (about 2 % 5xx) last 18 s from here."""
+    _scraped_module.sandbox.inject_fault()
+    return _scraped_module
 
 
 @pytest.fixture(autouse=True)
